@@ -1,0 +1,137 @@
+"""Coverage plans: every bin with what it means, why it matters and, optionally, how to hit it.
+
+A unit's plan is written once, in ``coverage/<unit>/model.py``, as a :class:`CoveragePlan`.
+``coverage/<unit>/plan.md`` is rendered from it (``mxdv plan --unit NAME``; a test keeps the
+two in step), so the written plan and the implemented model cannot drift apart.
+
+Bins are grouped; a group becomes one cocotb-coverage ``CoverPoint`` (see ``collector.py``).
+Every unit's plan also gets the :func:`protocol_group` bins, which the environment (not the
+stimulus) hits: output stalls of several lengths, back-to-back transfers, reset in traffic.
+"""
+from __future__ import annotations
+
+from dataclasses import dataclass, field
+from typing import Callable, Iterable
+
+import numpy as np
+
+#: A recipe producing a transaction likely to hit a bin (used by the ``constrained`` strategy
+#: and by the scripted LLM stand-in). Takes a numpy Generator, returns a transaction dict.
+Hint = Callable[[np.random.Generator], dict]
+
+
+@dataclass(frozen=True)
+class Bin:
+    name: str
+    meaning: str
+    why: str
+    hint: Hint | None = field(default=None, compare=False, repr=False)
+
+
+@dataclass(frozen=True)
+class BinGroup:
+    name: str
+    doc: str
+    bins: tuple[Bin, ...]
+    #: True for bins hit by the environment (stalls, resets), not by transaction contents.
+    environment: bool = False
+
+
+@dataclass(frozen=True)
+class CoveragePlan:
+    unit: str
+    intro: str
+    groups: tuple[BinGroup, ...]
+
+    def __post_init__(self) -> None:
+        names = [b.name for g in self.groups for b in g.bins]
+        dup = {n for n in names if names.count(n) > 1}
+        if dup:
+            raise ValueError(f"plan {self.unit}: duplicate bin names {sorted(dup)}")
+
+    @property
+    def bins(self) -> list[Bin]:
+        return [b for g in self.groups for b in g.bins]
+
+    @property
+    def bin_names(self) -> list[str]:
+        return [b.name for b in self.bins]
+
+    def group_of(self, bin_name: str) -> BinGroup:
+        for g in self.groups:
+            if any(b.name == bin_name for b in g.bins):
+                return g
+        raise KeyError(bin_name)
+
+    def get(self, bin_name: str) -> Bin:
+        for b in self.bins:
+            if b.name == bin_name:
+                return b
+        raise KeyError(bin_name)
+
+    def to_markdown(self) -> str:
+        lines = [f"# Coverage plan: `{self.unit}`", "",
+                 "<!-- Rendered from the model by `mxdv plan`; edit the model, not this file. -->", "",
+                 self.intro.strip(), ""]
+        total = len(self.bins)
+        lines.append(f"{total} bins in {len(self.groups)} groups. Closure = every bin hit at least once.")
+        lines.append("")
+        for g in self.groups:
+            origin = "hit by the environment" if g.environment else "hit by transaction contents"
+            lines += [f"## `{g.name}` ({len(g.bins)} bins, {origin})", "", g.doc.strip(), "",
+                      "| bin | what it means | why it matters |", "|---|---|---|"]
+            for b in g.bins:
+                lines.append(f"| `{b.name}` | {b.meaning} | {b.why} |")
+            lines.append("")
+        return "\n".join(lines)
+
+
+#: Output stall lengths (consecutive cycles with out_valid && !out_ready), binned.
+STALL_BINS = ((1, 1), (2, 3), (4, 7), (8, 31))
+
+
+def stall_bin(length: int) -> str | None:
+    for lo, hi in STALL_BINS:
+        if lo <= length <= hi:
+            return f"protocol.stall_{lo}" if lo == hi else f"protocol.stall_{lo}_{hi}"
+    return "protocol.stall_long" if length > STALL_BINS[-1][1] else None
+
+
+def protocol_group() -> BinGroup:
+    stall_bins = []
+    for lo, hi in STALL_BINS:
+        name = stall_bin(lo)
+        span = f"{lo} cycle" if lo == hi else f"{lo} to {hi} cycles"
+        stall_bins.append(Bin(name, f"an output beat held (valid, not ready) for {span}",
+                              "data must stay stable and nothing be lost or duplicated while the "
+                              "receiver stalls; pipelines fail differently at different depths"))
+    return BinGroup(
+        "protocol",
+        "Hit by the environment: the sink's random backpressure, the driver's idle cycles and "
+        "the reset injector. Every unit's plan ends with this group.",
+        tuple(stall_bins) + (
+            Bin("protocol.back_to_back", "two input beats accepted in consecutive cycles",
+                "the steady-state path (no bubbles) is where pipeline hazards show"),
+            Bin("protocol.reset_in_traffic", "reset asserted while transactions are in flight",
+                "nothing stale may come out after reset; in-flight work must be discarded"),
+        ),
+        environment=True,
+    )
+
+
+def uncovered(plan: CoveragePlan, hits: dict[str, int]) -> list[Bin]:
+    return [b for b in plan.bins if hits.get(b.name, 0) == 0]
+
+
+def percent(plan: CoveragePlan, hits: dict[str, int]) -> float:
+    names = plan.bin_names
+    return 100.0 * sum(1 for n in names if hits.get(n, 0) > 0) / len(names)
+
+
+def check_hits(plan: CoveragePlan, hit_names: Iterable[str]) -> set[str]:
+    """Validate that a model only reports bins of its plan (a typo would never close)."""
+    hit = set(hit_names)
+    unknown = hit - set(plan.bin_names)
+    if unknown:
+        raise KeyError(f"coverage model of {plan.unit} reported unknown bins {sorted(unknown)}")
+    return hit

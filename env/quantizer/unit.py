@@ -1,0 +1,73 @@
+"""The MX quantizer as a verification unit: ports, schema, encoding, prediction, coverage."""
+from __future__ import annotations
+
+from functools import cached_property
+
+import numpy as np
+
+from mxdv.coverage.quantizer import model as cov
+from mxdv.refmodel import quantize_mx
+from mxdv.refmodel.formats import bf16_bits_to_float32
+from mxdv.schema import Field, TxnSchema, pack_lanes
+from mxdv.unit import Port, Unit
+
+#: BF16 codes worth drawing often: ±0, min/max subnormal, min normal, 1.0, max finite, ±Inf, NaN.
+BF16_CORNERS = (0x0000, 0x8000, 0x0001, 0x007F, 0x0080, 0x3F80, 0x3FC0, 0x7F7F, 0xFF7F,
+                0x7F80, 0xFF80, 0x7FC0)
+
+
+class QuantizerUnit(Unit):
+    name = "quantizer"
+    toplevel = "mx_quantizer"
+    sources = ("mx_exp_max.sv", "mx_int_lane.sv", "mx_quantizer.sv")
+    default_parameters = {"BLOCK": 32}
+    description = (
+        "MX quantizer: converts one block of BF16 values into an E8M0 shared scale and MXINT8 or "
+        "MXINT4 elements (OCP Microscaling). shared_exp = floor(log2(max|x|)) clamped to [-127, 127]; "
+        "scale code = shared_exp + 127; element = round-half-to-even(x * 2^(w-2) / 2^shared_exp) "
+        "saturated to +-(2^(w-1)-1). A block with NaN or Inf gets scale 0xFF and zero elements; an "
+        "all-zero block gets scale 0. Subnormal BF16 inputs are exact values.")
+
+    def validate_parameters(self) -> None:
+        if self.parameters["BLOCK"] not in (8, 16, 32):
+            raise ValueError(f"unit quantizer: BLOCK must be 8, 16 or 32, got {self.parameters['BLOCK']}")
+
+    @property
+    def block(self) -> int:
+        return self.parameters["BLOCK"]
+
+    @cached_property
+    def input_ports(self):
+        return (Port("in_", (("data", 16 * self.block), ("w4", 1))),)
+
+    @cached_property
+    def output_port(self):
+        return Port("out_", (("scale", 8), ("elems", 8 * self.block), ("w4", 1)))
+
+    @cached_property
+    def schema(self) -> TxnSchema:
+        return TxnSchema((
+            Field("elem_width", "choice", "MXINT element width of this block", choices=(8, 4)),
+            Field("values", "bf16", "the block's values, lane 0 first", shape=(self.block,),
+                  corners=BF16_CORNERS),
+        ))
+
+    @cached_property
+    def plan(self):
+        return cov.build_plan(self.block)
+
+    def encode(self, txn):
+        return {"in_": [{"data": pack_lanes(txn["values"], 16), "w4": int(txn["elem_width"] == 4)}]}
+
+    def predict(self, txn):
+        x = bf16_bits_to_float32(np.asarray(txn["values"], dtype=np.uint16))
+        fmt = "mxint4" if txn["elem_width"] == 4 else "mxint8"
+        t = quantize_mx(x, fmt=fmt, block_size=self.block)
+        return [{"scale": int(t.scales[0]), "elems": pack_lanes(t.elements.tolist(), 8),
+                 "w4": int(txn["elem_width"] == 4)}]
+
+    def sample(self, txn):
+        return cov.sample(txn)
+
+
+UNIT_CLASS = QuantizerUnit

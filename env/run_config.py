@@ -1,0 +1,49 @@
+"""The settings of one simulation run, passed from the CLI to the simulator's Python.
+
+The CLI writes them as JSON into the run directory and points ``MXDV_RUN_CONFIG`` at the
+file; the in-simulation test reads them back with :func:`load`.
+"""
+from __future__ import annotations
+
+import json
+import os
+from dataclasses import asdict, dataclass, field
+from pathlib import Path
+
+
+@dataclass
+class RunConfig:
+    unit: str
+    strategy: str = "random"
+    seed: int = 1
+    budget: int = 1000
+    run_dir: str = "."
+    sim: str = "verilator"
+    #: Stop as soon as every bin of the plan is hit (closure measurement).
+    stop_at_closure: bool = True
+    batch_size: int = 16
+    #: Probability that a batch gets a reset injected while it is in flight (the first
+    #: batch after the third always does, so every run exercises reset).
+    reset_prob: float = 0.05
+    idle_prob: float = 0.2
+    backpressure_prob: float = 0.15
+    #: Extra modules (dotted names or .py paths) to import for user strategies.
+    plugins: list[str] = field(default_factory=list)
+    #: Free-form options for the strategy (for example the LLM endpoint settings).
+    strategy_options: dict = field(default_factory=dict)
+    #: Stop at the first mismatch (the default keeps going and reports all of them).
+    stop_on_mismatch: bool = False
+
+    def save(self, path: Path) -> Path:
+        path.write_text(json.dumps(asdict(self), indent=2))
+        return path
+
+
+ENV_VAR = "MXDV_RUN_CONFIG"
+
+
+def load() -> RunConfig:
+    path = os.environ.get(ENV_VAR)
+    if not path:
+        raise RuntimeError(f"{ENV_VAR} is not set: run simulations through `mxdv run` or mxdv.runs")
+    return RunConfig(**json.loads(Path(path).read_text()))

@@ -1,0 +1,213 @@
+"""What a stimulus strategy sees of a running simulation: :class:`RunContext`.
+
+A strategy reads the unit (its schema and plan), the coverage state (``uncovered()``), the
+budget left, and calls ``await ctx.execute(transactions)``: the batch is predicted by the
+reference model, driven through the agents back to back, checked bit for bit, and sampled
+into coverage; the call returns when every transaction of the batch is checked or dropped
+by a reset. The environment injects resets and backpressure on its own schedule.
+"""
+from __future__ import annotations
+
+import json
+import time
+from dataclasses import dataclass, field
+from pathlib import Path
+
+import cocotb
+import numpy as np
+from cocotb.triggers import ClockCycles, Event, First, RisingEdge
+
+from mxdv.coverage.collector import CoverageCollector
+from mxdv.coverage.plan import Bin, stall_bin
+from mxdv.env.agents.valid_ready.item import BeatItem
+from mxdv.env.run_config import RunConfig
+from mxdv.env.sequences import BeatSequence
+from mxdv.schema import Txn
+from mxdv.unit import Unit
+
+
+@dataclass
+class TxnResult:
+    txn_id: int
+    txn: Txn
+    status: str  # "pass", "fail" or "dropped"
+    new_bins: list[str] = field(default_factory=list)
+
+
+class DrainTimeout(RuntimeError):
+    pass
+
+
+class RunContext:
+    def __init__(self, unit: Unit, cfg: RunConfig, env, collector: CoverageCollector):
+        self.unit = unit
+        self.cfg = cfg
+        self.env = env
+        self.state = env.state
+        self.scoreboard = env.scoreboard
+        self.collector = collector
+        #: The strategy's own random source (independent of the environment's timing draws).
+        self.rng = np.random.default_rng([cfg.seed, 0x57A7])
+        self.submitted = 0
+        self.completed = 0
+        self.closure_txns: int | None = None
+        self.history: list[tuple[int, float]] = []
+        self.results: dict[int, TxnResult] = {}
+        self._waiting: set[int] = set()
+        self._batch_done = Event()
+        self._batches = 0
+        self._t0 = time.monotonic()
+        self._last_progress = 0.0
+        self.scoreboard.on_done = self._on_done
+        self.state.on_stream_event = self._on_stream_event
+        self._progress_path = Path(cfg.run_dir) / "progress.jsonl"
+        if collector.percent() >= 100.0:
+            self.closure_txns = 0
+
+    # -- what strategies read ----------------------------------------------------------
+    @property
+    def budget_left(self) -> int:
+        return max(0, self.cfg.budget - self.submitted)
+
+    @property
+    def closed(self) -> bool:
+        return self.closure_txns is not None
+
+    @property
+    def done(self) -> bool:
+        if self.cfg.stop_on_mismatch and self.scoreboard.stats.mismatches:
+            return True
+        return self.budget_left == 0 or (self.cfg.stop_at_closure and self.closed)
+
+    def uncovered(self) -> list[Bin]:
+        return [self.unit.plan.get(n) for n in self.collector.uncovered()]
+
+    def coverage_percent(self) -> float:
+        return self.collector.percent()
+
+    # -- what strategies call -----------------------------------------------------------
+    async def execute(self, txns: list[Txn]) -> list[TxnResult]:
+        """Drive, check and sample a batch (truncated to the budget left)."""
+        txns = list(txns)[: self.budget_left]
+        if not txns:
+            return []
+        while self.state.in_reset:
+            await RisingEdge(self.state.clk)
+        ids = []
+        per_port: dict[str, list[BeatItem]] = {p.prefix: [] for p in self.unit.input_ports}
+        gen = self.state.generation
+        for txn in txns:
+            tid = self.submitted
+            self.submitted += 1
+            ids.append(tid)
+            self.results[tid] = TxnResult(tid, txn, "pending")
+            self.scoreboard.expect(tid, txn, self.unit.predict(txn))
+            for prefix, beats in self.unit.encode(txn).items():
+                per_port[prefix].extend(BeatItem(f"t{tid}", b, tid, gen) for b in beats)
+        self._waiting = set(ids)
+        self._batch_done = Event()
+        for prefix, items in per_port.items():
+            if items:
+                seqr = self.env.input_agents[prefix].sequencer
+                cocotb.start_soon(BeatSequence("beats", items).start(seqr))
+        self._batches += 1
+        injector = None
+        if self._wants_reset():
+            delay = int(self.rng_env.integers(1, 4 + 2 * len(txns)))
+            injector = cocotb.start_soon(self._reset_in_traffic(delay))
+        limit = 2000 + 400 * sum(len(v) for v in per_port.values())
+        await First(self._batch_done.wait(), ClockCycles(self.state.clk, limit))
+        if injector is not None and not injector.done():
+            if self.state.in_reset:
+                await injector
+            else:
+                injector.cancel()
+        if self._waiting:
+            raise DrainTimeout(
+                f"{len(self._waiting)} transaction(s) of {self.unit.variant} never completed within "
+                f"{limit} cycles (ids {sorted(self._waiting)[:8]}...): the DUT hung or lost outputs; "
+                f"replay: {self.replay_hint()}")
+        self._record_history()
+        return [self.results[i] for i in ids]
+
+    # -- environment hooks ----------------------------------------------------------------
+    @property
+    def rng_env(self) -> np.random.Generator:
+        return self.state.rng
+
+    def _wants_reset(self) -> bool:
+        if self._batches == 3:
+            return True
+        return self.cfg.reset_prob > 0 and self.rng_env.random() < self.cfg.reset_prob
+
+    async def _reset_in_traffic(self, delay: int) -> None:
+        await ClockCycles(self.state.clk, delay)
+        if self.scoreboard.in_flight:
+            self.on_reset(await self.env.reset(cycles=int(self.rng_env.integers(1, 4))))
+
+    async def reset(self) -> None:
+        """A reset requested by a strategy (whatever is in flight is dropped)."""
+        self.on_reset(await self.env.reset())
+
+    def on_reset(self, in_flight: list[int]) -> None:
+        """After a reset: everything that was in flight is dropped, never checked."""
+        if in_flight:
+            self._sample_env({"protocol.reset_in_traffic"})
+        for tid in in_flight:
+            self.results[tid].status = "dropped"
+            self.completed += 1
+            self._waiting.discard(tid)
+        if not self._waiting:
+            self._batch_done.set()
+
+    def _on_done(self, tid: int, ok: bool) -> None:
+        res = self.results[tid]
+        res.status = "pass" if ok else "fail"
+        res.new_bins = self.collector.sample(self.unit.sample(res.txn))
+        self.completed += 1
+        self._check_closure()
+        self._waiting.discard(tid)
+        if not self._waiting:
+            self._batch_done.set()
+
+    def _on_stream_event(self, prefix: str, event: str, value: int) -> None:
+        if event == "stall" and prefix == self.unit.output_port.prefix:
+            name = stall_bin(value)
+            if name in self.collector.plan.bin_names:
+                self._sample_env({name})
+        elif event == "back_to_back" and prefix == self.unit.input_ports[0].prefix:
+            self._sample_env({"protocol.back_to_back"})
+
+    def _sample_env(self, names: set[str]) -> None:
+        self.collector.sample(names)
+        self._check_closure()
+
+    def _check_closure(self) -> None:
+        if self.closure_txns is None and self.collector.percent() >= 100.0:
+            self.closure_txns = max(self.completed, 1)
+
+    # -- reporting ------------------------------------------------------------------------
+    def replay_hint(self) -> str:
+        c = self.cfg
+        return (f"mxdv run --unit {c.unit} --strategy {c.strategy} --sim {c.sim} "
+                f"--seed {c.seed} --budget {c.budget}")
+
+    def _record_history(self) -> None:
+        pct = self.collector.percent()
+        self.history.append((self.submitted, pct))
+        now = time.monotonic()
+        if now - self._last_progress >= 0.5 or self.done:
+            self._last_progress = now
+            line = {"txns": self.submitted, "budget": self.cfg.budget, "coverage": round(pct, 2),
+                    "holes": len(self.collector.uncovered()),
+                    "mismatches": len(self.scoreboard.stats.mismatches),
+                    "wall_s": round(now - self._t0, 2)}
+            with self._progress_path.open("a") as fh:
+                fh.write(json.dumps(line) + "\n")
+
+    async def drain(self) -> None:
+        """Wait for the pipeline to be empty (used at the end of a run)."""
+        for _ in range(10000):
+            if not self.scoreboard.in_flight:
+                break
+            await RisingEdge(self.state.clk)

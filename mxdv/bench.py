@@ -1,0 +1,114 @@
+"""Performance benchmarks: ``python -m mxdv.bench refmodel`` (``all`` runs every benchmark).
+
+``refmodel``: one LLaMA decoder block (hidden 512, 8 heads of 64, no GQA, SwiGLU intermediate
+1376 = 43 x 32, batch 1, 512-token prefill from an empty cache), timed in ONE process on the
+same weights and input through
+
+* the bit-exact quantized path (``QuantizedPath``, W8A8KV8, block 32, attention tile 16), and
+* a plain float32 numpy path of the same graph (``Float32Path``: sgemm, dense float32 softmax).
+
+Each is run ``--repeats`` times after one warm-up; the best time of each is reported and the
+ratio quantized / float32 (target: <= 10).  ``--profile`` adds a cProfile summary of one
+quantized run (where the time goes).
+"""
+from __future__ import annotations
+
+import argparse
+import cProfile
+import io
+import pstats
+import sys
+import time
+
+import numpy as np
+
+__all__ = ["bench_refmodel", "main"]
+
+BLOCK_HIDDEN = 512
+BLOCK_HEADS = 8
+BLOCK_INTERMEDIATE = 1376
+PREFILL_TOKENS = 512
+
+
+def _block_config():
+    from mxdv.refmodel.config import ModelConfig
+
+    return ModelConfig(model_type="llama", vocab_size=32, hidden_size=BLOCK_HIDDEN,
+                       intermediate_size=BLOCK_INTERMEDIATE, num_hidden_layers=1,
+                       num_attention_heads=BLOCK_HEADS, max_position_embeddings=PREFILL_TOKENS)
+
+
+def _time_block(model, h: np.ndarray, repeats: int) -> float:
+    """Best wall time (s) of ``forward_block(0, h)`` over ``repeats`` runs, each on a new cache."""
+    from mxdv.refmodel import layers
+
+    c = model.config
+    rope = layers.rope_cos_sin(np.arange(h.shape[1]), c.head_dim, c.rope_theta, model.path.dtype)
+    x = np.asarray(h, model.path.dtype)
+    model.forward_block(0, x, model.new_cache().layers[0], 0, rope)  # warm-up
+    best = float("inf")
+    for _ in range(repeats):
+        cache = model.new_cache().layers[0]
+        t0 = time.perf_counter()
+        model.forward_block(0, x, cache, 0, rope)
+        best = min(best, time.perf_counter() - t0)
+    return best
+
+
+def bench_refmodel(repeats: int = 3, profile: bool = False, out=sys.stdout) -> dict[str, float]:
+    """Time the quantized and the float32 decoder block; returns the measured numbers."""
+    from mxdv.refmodel.config import QuantConfig
+    from mxdv.refmodel.model import Float32Path, LlamaDecoder, QuantizedPath
+    from mxdv.refmodel.weights import random_weights
+
+    config = _block_config()
+    weights = random_weights(config, seed=0)
+    h = np.random.default_rng(1).standard_normal((1, PREFILL_TOKENS, BLOCK_HIDDEN)).astype(np.float32)
+    quant = QuantConfig.preset("W8A8KV8")
+    t_setup = time.perf_counter()
+    quantized = LlamaDecoder(config, weights, QuantizedPath(quant))
+    t_setup = time.perf_counter() - t_setup
+    plain = LlamaDecoder(config, weights, Float32Path())
+    t_quant = _time_block(quantized, h, repeats)
+    t_f32 = _time_block(plain, h, repeats)
+    ratio = t_quant / t_f32
+    print(f"refmodel decoder block: hidden {BLOCK_HIDDEN}, {BLOCK_HEADS} heads, intermediate "
+          f"{BLOCK_INTERMEDIATE}, {PREFILL_TOKENS}-token prefill, batch 1; best of {repeats}", file=out)
+    print(f"  bit-exact quantized path ({quant.name}, block 32): {t_quant * 1e3:9.1f} ms "
+          f"(weight quantization at load, not timed: {t_setup * 1e3:.1f} ms)", file=out)
+    print(f"  float32 numpy path:                              {t_f32 * 1e3:9.1f} ms", file=out)
+    print(f"  ratio quantized / float32: {ratio:.2f} (target <= 10)", file=out)
+    if profile:
+        c = quantized.config
+        from mxdv.refmodel import layers
+
+        rope = layers.rope_cos_sin(np.arange(PREFILL_TOKENS), c.head_dim, c.rope_theta, np.float32)
+        prof = cProfile.Profile()
+        prof.enable()
+        quantized.forward_block(0, h, quantized.new_cache().layers[0], 0, rope)
+        prof.disable()
+        text = io.StringIO()
+        pstats.Stats(prof, stream=text).sort_stats("cumulative").print_stats(18)
+        print(text.getvalue(), file=out)
+    return {"quantized_s": t_quant, "float32_s": t_f32, "ratio": ratio}
+
+
+BENCHMARKS = {"refmodel": bench_refmodel}
+
+
+def main(argv: list[str] | None = None) -> int:
+    parser = argparse.ArgumentParser(prog="python -m mxdv.bench", description=__doc__.splitlines()[0])
+    parser.add_argument("name", choices=[*BENCHMARKS, "all"], help="benchmark to run")
+    parser.add_argument("--repeats", type=int, default=3, help="timed runs per path (best is reported)")
+    parser.add_argument("--profile", action="store_true", help="cProfile summary of the quantized path")
+    args = parser.parse_args(argv)
+    if args.repeats < 1:
+        parser.error("--repeats must be >= 1")
+    names = list(BENCHMARKS) if args.name == "all" else [args.name]
+    for name in names:
+        BENCHMARKS[name](repeats=args.repeats, profile=args.profile)
+    return 0
+
+
+if __name__ == "__main__":
+    raise SystemExit(main())

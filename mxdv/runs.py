@@ -1,0 +1,114 @@
+"""One simulation run, outside the simulator: build (cached), configure, simulate, collect.
+
+Used by ``mxdv run``, by ``mxdv regress`` workers and by the pytest suite, so all three run
+exactly the same way.
+"""
+from __future__ import annotations
+
+import contextlib
+import json
+import os
+import threading
+import time
+from dataclasses import asdict
+from pathlib import Path
+from typing import Callable
+
+from mxdv import sim
+from mxdv.env.run_config import ENV_VAR, RunConfig
+from mxdv.unit import Unit, get_unit
+
+DEFAULT_TEST = "StrategyRun"
+
+
+class RunFailed(RuntimeError):
+    """The simulation did not produce a result (crash, build error, hang)."""
+
+
+def build_for(unit: Unit, sim_name: str, log: Callable[[str], None] | None = None) -> Path:
+    return sim.build(unit.source_paths(), unit.toplevel, unit.parameters, sim_name, log=log)
+
+
+def run_one(cfg: RunConfig, test: str = DEFAULT_TEST,
+            progress: Callable[[dict], None] | None = None,
+            log: Callable[[str], None] | None = None) -> dict:
+    """Run one test of one unit with one strategy; returns the parsed ``result.json``.
+
+    The simulator's own output goes to ``<run_dir>/sim.log``; ``progress`` is called with
+    each line the running test appends to ``progress.jsonl``.
+    """
+    unit = get_unit(cfg.unit)
+    run_dir = Path(cfg.run_dir).resolve()
+    run_dir.mkdir(parents=True, exist_ok=True)
+    cfg.run_dir = str(run_dir)
+    try:
+        build_dir = build_for(unit, cfg.sim, log=log)
+    except sim.BuildFailed as exc:
+        raise RunFailed(str(exc)) from exc
+    cfg_path = cfg.save(run_dir / "run_config.json")
+    progress_file = run_dir / "progress.jsonl"
+    progress_file.unlink(missing_ok=True)
+    env = {ENV_VAR: str(cfg_path),
+           "COCOTB_LOG_LEVEL": os.environ.get("COCOTB_LOG_LEVEL", "INFO")}
+    stop = threading.Event()
+    watcher = None
+    if progress is not None:
+        watcher = threading.Thread(target=_follow, args=(progress_file, progress, stop), daemon=True)
+        watcher.start()
+    t0 = time.monotonic()
+    error = None
+    try:
+        _run_quiet(build_dir, unit, cfg, run_dir, env, test)
+    except (RuntimeError, SystemExit) as exc:  # the runner raises these when the simulator fails
+        error = exc
+    finally:
+        stop.set()
+        if watcher is not None:
+            watcher.join()
+    result_path = run_dir / test / "result.json"
+    if not result_path.exists():
+        raise RunFailed(f"{unit.variant} on {cfg.sim}: the simulation produced no result "
+                        f"({error or 'no error reported'}); see {run_dir / 'sim.log'}")
+    result = json.loads(result_path.read_text())
+    result["run_dir"] = str(run_dir)
+    result["test"] = test
+    result["sim_wall_s"] = round(time.monotonic() - t0, 3)
+    result["results_xml_ok"] = error is None
+    return result
+
+
+def _run_quiet(build_dir: Path, unit: Unit, cfg: RunConfig, run_dir: Path, env: dict, test: str) -> None:
+    """Run the simulator with its output in ``sim.log`` (the runner prints only there)."""
+    from cocotb_tools.runner import get_runner
+
+    ctx = sim.verilator_env() if cfg.sim == "verilator" else contextlib.nullcontext()
+    with ctx:
+        runner = get_runner(cfg.sim)
+        runner.build_dir = build_dir
+        runner.test(test_module=f"mxdv.env.{unit.name}.tests", hdl_toplevel=unit.toplevel, hdl_toplevel_lang="verilog",
+                    build_dir=str(build_dir), test_dir=str(run_dir), extra_env=env,
+                    testcase=test, seed=cfg.seed, results_xml=str(run_dir / "results.xml"),
+                    timescale=sim.TIMESCALE, parameters=unit.parameters,
+                    log_file=str(run_dir / "sim.log"))
+
+
+def _follow(path: Path, callback: Callable[[dict], None], stop: threading.Event) -> None:
+    pos = 0
+    while True:
+        done = stop.is_set()
+        if path.exists():
+            with path.open("rb") as fh:
+                fh.seek(pos)
+                chunk = fh.read()
+            complete = chunk[: chunk.rfind(b"\n") + 1]
+            pos += len(complete)
+            for line in complete.decode().splitlines():
+                with contextlib.suppress(json.JSONDecodeError):
+                    callback(json.loads(line))
+        if done:
+            return
+        stop.wait(0.3)
+
+
+def config_dict(cfg: RunConfig) -> dict:
+    return asdict(cfg)

@@ -1,0 +1,182 @@
+"""The one thing a new unit declares: a :class:`Unit` subclass in ``env/<unit>/unit.py``.
+
+A unit ties together its RTL (``rtl/<unit>/``), how a transaction becomes input beats and
+what the reference model predicts as output beats (``mxdv.refmodel``), its transaction
+schema (``schema``) and its coverage plan (``coverage/<unit>/model.py``). Everything else
+(agents, scoreboard, strategies, CLI, regression) is generic and works from this.
+
+Units are found by name: ``mxdv.env.<name>.unit.UNIT_CLASS``. Variants of a unit are its
+RTL parameters, written ``name:KEY=VALUE,KEY=VALUE`` (for example
+``systolic_array:ROWS=8,COLS=8``).
+"""
+from __future__ import annotations
+
+import importlib
+import importlib.util
+import os
+import pkgutil
+from abc import ABC, abstractmethod
+from dataclasses import dataclass
+from pathlib import Path
+from typing import Any, ClassVar, Iterable
+
+from mxdv import REPO_ROOT
+from mxdv.schema import Txn, TxnSchema
+
+Beat = dict[str, int]
+
+
+@dataclass(frozen=True)
+class Port:
+    """A valid/ready stream: signals ``<prefix>valid``, ``<prefix>ready`` and one signal per
+    field ``<prefix><field>`` of the given width."""
+
+    prefix: str
+    fields: tuple[tuple[str, int], ...]
+
+    def signal(self, field: str) -> str:
+        return f"{self.prefix}{field}"
+
+
+class Unit(ABC):
+    name: ClassVar[str]
+    toplevel: ClassVar[str]
+    #: RTL files relative to ``rtl/<name>/``, in compile order.
+    sources: ClassVar[tuple[str, ...]]
+    #: Default RTL parameters; a variant overrides some of them.
+    default_parameters: ClassVar[dict[str, int]] = {}
+    #: Short spec in plain words (used in the LLM prompt and in reports).
+    description: ClassVar[str] = ""
+    #: Variants the regression suites run besides the default one, e.g. ("x:ROWS=8,COLS=8",).
+    regress_variants: ClassVar[tuple[str, ...]] = ()
+    #: Transaction budget per strategy in the regression suites.
+    budgets: ClassVar[dict[str, int]] = {"random": 20000, "constrained": 2000, "hypothesis": 4000, "llm": 2000}
+
+    def __init__(self, **parameters: int):
+        unknown = set(parameters) - set(self.default_parameters)
+        if unknown:
+            raise ValueError(
+                f"unit {self.name}: unknown parameter(s) {sorted(unknown)}; "
+                f"known: {sorted(self.default_parameters)}")
+        self.parameters = {**self.default_parameters, **parameters}
+        self.validate_parameters()
+
+    def validate_parameters(self) -> None:
+        """Raise ValueError naming a parameter the RTL does not support."""
+
+    # -- identity ---------------------------------------------------------------------------
+    @property
+    def variant(self) -> str:
+        changed = {k: v for k, v in self.parameters.items() if self.default_parameters.get(k) != v}
+        if not changed:
+            return self.name
+        return self.name + ":" + ",".join(f"{k}={v}" for k, v in sorted(changed.items()))
+
+    @property
+    def rtl_dir(self) -> Path:
+        """``rtl/<name>/``, or ``$MXDV_RTL_ROOT/<name>/`` (the bug-injection script points
+        this at mutated copies; builds are keyed on file contents, so they never mix)."""
+        return Path(os.environ.get("MXDV_RTL_ROOT", REPO_ROOT / "rtl")) / self.name
+
+    def source_paths(self) -> list[Path]:
+        return [self.rtl_dir / s for s in self.sources]
+
+    # -- ports ------------------------------------------------------------------------------
+    @property
+    @abstractmethod
+    def input_ports(self) -> tuple[Port, ...]:
+        ...
+
+    @property
+    @abstractmethod
+    def output_port(self) -> Port:
+        ...
+
+    # -- stimulus ---------------------------------------------------------------------------
+    @property
+    @abstractmethod
+    def schema(self) -> TxnSchema:
+        ...
+
+    @abstractmethod
+    def encode(self, txn: Txn) -> dict[str, list[Beat]]:
+        """Input beats per input port prefix for one transaction."""
+
+    @abstractmethod
+    def predict(self, txn: Txn) -> list[Beat]:
+        """Expected output beats, bit for bit, from ``mxdv.refmodel``."""
+
+    # -- coverage ---------------------------------------------------------------------------
+    @property
+    @abstractmethod
+    def plan(self):
+        """The unit's :class:`~mxdv.coverage.plan.CoveragePlan` (protocol group included)."""
+
+    @abstractmethod
+    def sample(self, txn: Txn) -> Iterable[str]:
+        """Names of the plan's transaction bins this transaction hits."""
+
+    def format_txn(self, txn: Txn) -> str:
+        """Human-readable transaction for mismatch reports (hex)."""
+        parts = []
+        for f in self.schema.fields:
+            v = txn[f.name]
+            if isinstance(v, list):
+                flat = _flat(v)
+                digits = max(1, (max(f.hi, 1).bit_length() + 3) // 4)
+                parts.append(f"{f.name}=[" + " ".join(_hex(x, digits) for x in flat) + "]")
+            else:
+                parts.append(f"{f.name}={v}")
+        return " ".join(parts)
+
+
+def _flat(v: Any) -> list:
+    if isinstance(v, list):
+        return [x for item in v for x in _flat(item)]
+    return [v]
+
+
+def _hex(x: int, digits: int) -> str:
+    return f"-{-x:0{digits}x}" if x < 0 else f"{x:0{digits}x}"
+
+
+def format_beat(beat: Beat | None, port: Port) -> str:
+    if beat is None:
+        return "<none>"
+    widths = dict(port.fields)
+    return " ".join(f"{k}=0x{v:0{max(1, (widths.get(k, 4) + 3) // 4)}x}" for k, v in beat.items())
+
+
+# -- registry ---------------------------------------------------------------------------------
+def unit_names() -> list[str]:
+    import mxdv.env as env_pkg
+
+    names = []
+    for info in pkgutil.iter_modules(env_pkg.__path__):
+        if info.ispkg and importlib.util.find_spec(f"mxdv.env.{info.name}.unit") is not None:
+            names.append(info.name)
+    return sorted(names)
+
+
+def parse_variant(spec: str) -> tuple[str, dict[str, int]]:
+    name, _, rest = spec.partition(":")
+    params: dict[str, int] = {}
+    for item in filter(None, rest.split(",")):
+        key, eq, value = item.partition("=")
+        if not eq:
+            raise ValueError(f"unit {spec!r}: parameter {item!r} must be KEY=VALUE")
+        try:
+            params[key.strip()] = int(value, 0)
+        except ValueError as exc:
+            raise ValueError(f"unit {spec!r}: parameter {key} value {value!r} is not an integer") from exc
+    return name.strip(), params
+
+
+def get_unit(spec: str) -> Unit:
+    """``quantizer`` or ``quantizer:BLOCK=16`` -> a Unit instance; ValueError if unknown."""
+    name, params = parse_variant(spec)
+    known = unit_names()
+    if name not in known:
+        raise ValueError(f"unknown unit {name!r}; known units: {', '.join(known) or '(none)'}")
+    module = importlib.import_module(f"mxdv.env.{name}.unit")
+    return module.UNIT_CLASS(**params)
