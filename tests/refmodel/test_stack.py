@@ -386,3 +386,16 @@ def test_demo_prints_two_configs_against_golden():
     text = out.getvalue()
     assert "golden float64 tokens" in text
     assert text.count("vs golden (teacher-forced)") == 2 and "W8A8KV8" in text and "W4A8KV4" in text
+
+
+@pytest.mark.parametrize("preset", ["W8A8KV8", "W4A8KV4"])
+def test_quantized_decode_is_bit_identical_to_single_prefill(preset):
+    """NUMERICS "Prefill and decode": per-token activation blocks, row-independent GEMM rows,
+    per-token KV blocks and key-0-aligned attention tiles make decode == prefill, bit for bit."""
+    model = LlamaDecoder(DEC, DEC_W, QuantizedPath(QuantConfig.preset(preset)))
+    ids = _ids(DEC, 2, 35, seed=9)
+    whole = model.forward(ids)
+    for prefill_len in (1, 16, 17):
+        stepped = model.prefill_then_decode(ids, prefill_len)
+        np.testing.assert_array_equal(stepped.logits.view(np.uint32), whole.logits.view(np.uint32))
+        np.testing.assert_array_equal(stepped.hidden.view(np.uint32), whole.hidden.view(np.uint32))

@@ -28,12 +28,18 @@ class ValidReadyDriver(uvm_driver):
         clk = self.state.clk
         while True:
             item = await self.seq_item_port.get_next_item()
-            if item.generation == self.state.generation:
+            if self._current(item):
                 for _ in range(self.cfg.idle.draw(self.state.rng)):
                     self.valid.value = 0
                     await RisingEdge(clk)
-                await self._present(item, clk)
+                # A reset may have happened during the idle cycles: re-check, or a beat of a
+                # dropped transaction would reach the DUT and shift every later comparison.
+                if self._current(item):
+                    await self._present(item, clk)
             self.seq_item_port.item_done()
+
+    def _current(self, item) -> bool:
+        return item.generation == self.state.generation and not self.state.in_reset
 
     async def _present(self, item, clk) -> None:
         for name, value in item.beat.items():
