@@ -22,8 +22,8 @@ class RunConfig:
     #: Stop as soon as every bin of the plan is hit (closure measurement).
     stop_at_closure: bool = True
     batch_size: int = 16
-    #: Probability that a batch gets a reset injected while it is in flight (the first
-    #: batch after the third always does, so every run exercises reset).
+    #: Probability that a batch gets a reset injected while it is in flight (when above 0,
+    #: the third batch always gets one, so every run exercises reset).
     reset_prob: float = 0.05
     idle_prob: float = 0.2
     backpressure_prob: float = 0.15

@@ -136,9 +136,9 @@ class RunContext:
         return self.state.rng
 
     def _wants_reset(self) -> bool:
-        if self._batches == 3:
-            return True
-        return self.cfg.reset_prob > 0 and self.rng_env.random() < self.cfg.reset_prob
+        if self.cfg.reset_prob <= 0:
+            return False
+        return self._batches == 3 or self.rng_env.random() < self.cfg.reset_prob
 
     async def _reset_in_traffic(self, delay: int) -> None:
         await ClockCycles(self.state.clk, delay)

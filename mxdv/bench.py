@@ -7,8 +7,8 @@ same weights and input through
 * the bit-exact quantized path (``QuantizedPath``, W8A8KV8, block 32, attention tile 16), and
 * a plain float32 numpy path of the same graph (``Float32Path``: sgemm, dense float32 softmax).
 
-Each is run ``--repeats`` times after one warm-up; the best time of each is reported and the
-ratio quantized / float32 (target: <= 10).  ``--profile`` adds a cProfile summary of one
+Each is run ``--repeats`` times after one warm-up, the two paths alternating; the best time of
+each is reported and the ratio quantized / float32 (target: <= 10).  ``--profile`` adds a cProfile summary of one
 quantized run (where the time goes).
 """
 from __future__ import annotations
@@ -38,20 +38,33 @@ def _block_config():
                        num_attention_heads=BLOCK_HEADS, max_position_embeddings=PREFILL_TOKENS)
 
 
-def _time_block(model, h: np.ndarray, repeats: int) -> float:
-    """Best wall time (s) of ``forward_block(0, h)`` over ``repeats`` runs, each on a new cache."""
+def _block_runner(model, h: np.ndarray):
+    """A callable running ``forward_block(0, h)`` from position 0 on a fresh cache; returns
+    its wall time in seconds."""
     from mxdv.refmodel import layers
 
     c = model.config
     rope = layers.rope_cos_sin(np.arange(h.shape[1]), c.head_dim, c.rope_theta, model.path.dtype)
     x = np.asarray(h, model.path.dtype)
-    model.forward_block(0, x, model.new_cache().layers[0], 0, rope)  # warm-up
-    best = float("inf")
-    for _ in range(repeats):
+
+    def run() -> float:
         cache = model.new_cache().layers[0]
         t0 = time.perf_counter()
         model.forward_block(0, x, cache, 0, rope)
-        best = min(best, time.perf_counter() - t0)
+        return time.perf_counter() - t0
+
+    return run
+
+
+def _best_times(runners: dict, repeats: int) -> dict[str, float]:
+    """Best time of each runner; one warm-up each, then the runners alternate, so a change of
+    machine load during the benchmark hits both paths alike."""
+    for run in runners.values():
+        run()
+    best = {name: float("inf") for name in runners}
+    for _ in range(repeats):
+        for name, run in runners.items():
+            best[name] = min(best[name], run())
     return best
 
 
@@ -69,8 +82,8 @@ def bench_refmodel(repeats: int = 3, profile: bool = False, out=sys.stdout) -> d
     quantized = LlamaDecoder(config, weights, QuantizedPath(quant))
     t_setup = time.perf_counter() - t_setup
     plain = LlamaDecoder(config, weights, Float32Path())
-    t_quant = _time_block(quantized, h, repeats)
-    t_f32 = _time_block(plain, h, repeats)
+    best = _best_times({"quantized": _block_runner(quantized, h), "float32": _block_runner(plain, h)}, repeats)
+    t_quant, t_f32 = best["quantized"], best["float32"]
     ratio = t_quant / t_f32
     print(f"refmodel decoder block: hidden {BLOCK_HIDDEN}, {BLOCK_HEADS} heads, intermediate "
           f"{BLOCK_INTERMEDIATE}, {PREFILL_TOKENS}-token prefill, batch 1; best of {repeats}", file=out)

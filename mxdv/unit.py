@@ -50,7 +50,7 @@ class Unit(ABC):
     #: Variants the regression suites run besides the default one, e.g. ("x:ROWS=8,COLS=8",).
     regress_variants: ClassVar[tuple[str, ...]] = ()
     #: Transaction budget per strategy in the regression suites.
-    budgets: ClassVar[dict[str, int]] = {"random": 20000, "constrained": 2000, "hypothesis": 4000, "llm": 2000}
+    budgets: ClassVar[dict[str, int]] = {"random": 10000, "constrained": 2000, "hypothesis": 2000, "llm": 1000}
 
     def __init__(self, **parameters: int):
         unknown = set(parameters) - set(self.default_parameters)

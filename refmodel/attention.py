@@ -518,9 +518,11 @@ def mx_attention_error_bound(q: MXTensor, k: MXTensor, v: MXTensor, *, causal: b
         rho = 2.0 ** (2 * delta) * (1 + EXP2_REL_ERROR) ** (r + 1) - 1
         kappa = n_vis * 2.0 ** -WEIGHT_FRAC_BITS
         denom = 1 - rho - kappa - r * 2.0 ** -WEIGHT_FRAC_BITS
+        # every row's visible keys are a prefix 0..n_vis-1: running extremes give their range
         vv = np.broadcast_to(vd, lead + (lk, d))
-        vmax = np.max(np.where(vis[..., :, :, None], vv[..., None, :, :], -np.inf), axis=-2)
-        vmin = np.min(np.where(vis[..., :, :, None], vv[..., None, :, :], np.inf), axis=-2)
+        last = np.broadcast_to((n_vis - 1)[..., None], lead + (lq, d))
+        vmax = np.take_along_axis(np.maximum.accumulate(vv, axis=-2), last, axis=-2)
+        vmin = np.take_along_axis(np.minimum.accumulate(vv, axis=-2), last, axis=-2)
         spread = np.maximum(vmax - o, o - vmin)
         pre = 2.0 ** -VALUE_FRAC_BITS * (1 + (r * 2.0 ** -WEIGHT_FRAC_BITS / denom))[..., None] \
             + ((rho + kappa)[..., None] * spread + (r * 2.0 ** -(WEIGHT_FRAC_BITS + VALUE_FRAC_BITS))[..., None]

@@ -39,8 +39,6 @@ __all__ = [
     "tree_sum",
 ]
 
-_DTYPES = (np.float32, np.float64)
-
 
 def _dtype(dtype) -> np.dtype:
     dt = np.dtype(dtype)

@@ -13,7 +13,7 @@ from hypothesis import strategies as st
 from mxdv.refmodel import attention as A
 from mxdv.refmodel.mx import dequantize_mx, quantize_mx
 
-SETTINGS = settings(max_examples=40, deadline=None, suppress_health_check=[HealthCheck.too_slow])
+SETTINGS = settings(max_examples=60, deadline=None, suppress_health_check=[HealthCheck.too_slow])
 
 
 def _bf16(x) -> np.ndarray:
@@ -152,7 +152,7 @@ def test_all_equal_scores_give_the_mean():
 
 
 def test_exp_underflow_to_zero():
-    """Keys 40 score units (~ 2**-57 relative after 1/sqrt(16)... ) below the max get p = 0."""
+    """Keys ~100 score units below the max (2**-36 after the 1/sqrt(16) scaling) get p = 0."""
     scores = np.array([0.0, 100.0, 1.0, 100.0], np.float32)
     qm, km, vm = _case_with_scores(scores, seed=7)
     tr = A.mx_attention_trace(qm, km, vm, tile=2)
