@@ -21,12 +21,15 @@ from mxdv.bugs import apply_bug, bugs_of
 from mxdv.unit import get_unit
 
 
-def run_suite(unit: str, out: Path, jobs: int, scale: float, rtl_root: Path | None, build_dir: Path) -> list[dict]:
+def run_suite(unit: str, out: Path, jobs: int, scale: float, rtl_root: Path | None, build_dir: Path,
+              sim: str | None = None) -> list[dict]:
     env = dict(os.environ, MXDV_BUILD_DIR=str(build_dir))
     if rtl_root is not None:
         env["MXDV_RTL_ROOT"] = str(rtl_root)
     cmd = [sys.executable, "-m", "mxdv.cli", "regress", "--suite", "smoke", "--units", unit,
            "--jobs", str(jobs), "--out", str(out), "--budget-scale", str(scale)]
+    if sim:
+        cmd += ["--sim", sim]
     subprocess.run(cmd, env=env, stdout=subprocess.DEVNULL, stderr=subprocess.DEVNULL)
     summary = out / "summary.json"
     if not summary.exists():
@@ -44,6 +47,7 @@ def main(argv=None) -> int:
     p.add_argument("--jobs", type=int, default=2)
     p.add_argument("--budget-scale", type=float, default=1.0)
     p.add_argument("--only", action="append", help="run only these bug names")
+    p.add_argument("--sim", default=None, help="simulator (default: the suite's, verilator)")
     p.add_argument("--report", default=None, help="write the markdown table here too")
     args = p.parse_args(argv)
     unit = get_unit(args.unit)
@@ -52,7 +56,7 @@ def main(argv=None) -> int:
     builds = work / "build"
     print(f"{len(bugs)} bugs for {unit.name}; work dir {work}", flush=True)
     t0 = time.monotonic()
-    base = run_suite(unit.name, work / "baseline", args.jobs, args.budget_scale, None, builds)
+    base = run_suite(unit.name, work / "baseline", args.jobs, args.budget_scale, None, builds, args.sim)
     if caught_by(base):
         print("the unmodified RTL fails the suite; fix that first", file=sys.stderr)
         return 2
@@ -62,7 +66,7 @@ def main(argv=None) -> int:
     for bug in bugs:
         t1 = time.monotonic()
         rtl = apply_bug(unit.name, bug, work / "rtl" / bug.name)
-        res = run_suite(unit.name, work / "runs" / bug.name, args.jobs, args.budget_scale, rtl, builds)
+        res = run_suite(unit.name, work / "runs" / bug.name, args.jobs, args.budget_scale, rtl, builds, args.sim)
         hit = caught_by(res)
         n_caught += bool(hit)
         strategies = sorted({r["job"]["strategy"] for r in hit})
@@ -76,7 +80,7 @@ def main(argv=None) -> int:
         print(f"  {bug.name:28} {'CAUGHT' if hit else 'MISSED'} by {len(hit)}/{len(res)} jobs "
               f"({time.monotonic() - t1:.0f}s)", flush=True)
     table = "\n".join(rows + ["", f"{n_caught}/{len(bugs)} bugs caught by `mxdv regress --suite smoke`"
-                              f" (budget scale {args.budget_scale}, {time.monotonic() - t0:.0f}s)."])
+                              f" (budget scale {args.budget_scale}, sim {args.sim or 'verilator'}, {time.monotonic() - t0:.0f}s)."])
     print("\n" + table)
     if args.report:
         Path(args.report).write_text(table + "\n")

