@@ -8,26 +8,32 @@ same weights and input through
 * a plain float32 numpy path of the same graph (``Float32Path``: sgemm, dense float32 softmax).
 
 Each is run ``--repeats`` times after one warm-up, the two paths alternating; the best time of
-each is reported and the ratio quantized / float32 (target: <= 10).  ``--profile`` adds a cProfile summary of one
-quantized run (where the time goes).
+each is reported and the ratio quantized / float32 (target: <= 10).  ``--profile`` adds a
+cProfile summary of one quantized run (where the time goes).
+
+BLAS threads: ``--blas-threads 1`` (the default) pins OpenBLAS/OpenMP/MKL to one thread for both
+paths, which makes the ratio a stable measure of work on a shared machine (multi-threaded BLAS
+on busy cores spin-waits and varies run to run); ``--blas-threads 0`` keeps the library
+default.  The setting is applied through environment variables before numpy is imported, so it
+only takes effect when this module is run as a program.
 """
 from __future__ import annotations
 
 import argparse
 import cProfile
 import io
+import os
 import pstats
 import sys
 import time
 
-import numpy as np
-
-__all__ = ["bench_refmodel", "main"]
+__all__ = ["BENCHMARKS", "bench_refmodel", "main"]
 
 BLOCK_HIDDEN = 512
 BLOCK_HEADS = 8
 BLOCK_INTERMEDIATE = 1376
 PREFILL_TOKENS = 512
+_THREAD_VARIABLES = ("OPENBLAS_NUM_THREADS", "OMP_NUM_THREADS", "MKL_NUM_THREADS")
 
 
 def _block_config():
@@ -38,9 +44,11 @@ def _block_config():
                        num_attention_heads=BLOCK_HEADS, max_position_embeddings=PREFILL_TOKENS)
 
 
-def _block_runner(model, h: np.ndarray):
+def _block_runner(model, h):
     """A callable running ``forward_block(0, h)`` from position 0 on a fresh cache; returns
     its wall time in seconds."""
+    import numpy as np
+
     from mxdv.refmodel import layers
 
     c = model.config
@@ -68,8 +76,17 @@ def _best_times(runners: dict, repeats: int) -> dict[str, float]:
     return best
 
 
+def _blas_threads_text() -> str:
+    values = {v: os.environ.get(v) for v in _THREAD_VARIABLES}
+    set_values = {k: v for k, v in values.items() if v is not None}
+    return ", ".join(f"{k}={v}" for k, v in set_values.items()) if set_values else "library default"
+
+
 def bench_refmodel(repeats: int = 3, profile: bool = False, out=sys.stdout) -> dict[str, float]:
     """Time the quantized and the float32 decoder block; returns the measured numbers."""
+    import numpy as np
+
+    from mxdv.refmodel import layers
     from mxdv.refmodel.config import QuantConfig
     from mxdv.refmodel.model import Float32Path, LlamaDecoder, QuantizedPath
     from mxdv.refmodel.weights import random_weights
@@ -86,15 +103,14 @@ def bench_refmodel(repeats: int = 3, profile: bool = False, out=sys.stdout) -> d
     t_quant, t_f32 = best["quantized"], best["float32"]
     ratio = t_quant / t_f32
     print(f"refmodel decoder block: hidden {BLOCK_HIDDEN}, {BLOCK_HEADS} heads, intermediate "
-          f"{BLOCK_INTERMEDIATE}, {PREFILL_TOKENS}-token prefill, batch 1; best of {repeats}", file=out)
+          f"{BLOCK_INTERMEDIATE}, {PREFILL_TOKENS}-token prefill, batch 1; best of {repeats}; "
+          f"BLAS threads: {_blas_threads_text()}", file=out)
     print(f"  bit-exact quantized path ({quant.name}, block 32): {t_quant * 1e3:9.1f} ms "
           f"(weight quantization at load, not timed: {t_setup * 1e3:.1f} ms)", file=out)
     print(f"  float32 numpy path:                              {t_f32 * 1e3:9.1f} ms", file=out)
     print(f"  ratio quantized / float32: {ratio:.2f} (target <= 10)", file=out)
     if profile:
         c = quantized.config
-        from mxdv.refmodel import layers
-
         rope = layers.rope_cos_sin(np.arange(PREFILL_TOKENS), c.head_dim, c.rope_theta, np.float32)
         prof = cProfile.Profile()
         prof.enable()
@@ -114,9 +130,19 @@ def main(argv: list[str] | None = None) -> int:
     parser.add_argument("name", choices=[*BENCHMARKS, "all"], help="benchmark to run")
     parser.add_argument("--repeats", type=int, default=3, help="timed runs per path (best is reported)")
     parser.add_argument("--profile", action="store_true", help="cProfile summary of the quantized path")
+    parser.add_argument("--blas-threads", type=int, default=1,
+                        help="BLAS threads for both paths (default 1; 0 keeps the library default)")
     args = parser.parse_args(argv)
     if args.repeats < 1:
         parser.error("--repeats must be >= 1")
+    if args.blas_threads < 0:
+        parser.error("--blas-threads must be >= 0")
+    if args.blas_threads:
+        wanted = str(args.blas_threads)
+        if "numpy" in sys.modules and any(os.environ.get(v) != wanted for v in _THREAD_VARIABLES):
+            print("note: numpy is already imported, --blas-threads has no effect", file=sys.stderr)
+        for variable in _THREAD_VARIABLES:
+            os.environ[variable] = wanted
     names = list(BENCHMARKS) if args.name == "all" else [args.name]
     for name in names:
         BENCHMARKS[name](repeats=args.repeats, profile=args.profile)

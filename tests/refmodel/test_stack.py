@@ -399,3 +399,28 @@ def test_quantized_decode_is_bit_identical_to_single_prefill(preset):
         stepped = model.prefill_then_decode(ids, prefill_len)
         np.testing.assert_array_equal(stepped.logits.view(np.uint32), whole.logits.view(np.uint32))
         np.testing.assert_array_equal(stepped.hidden.view(np.uint32), whole.hidden.view(np.uint32))
+
+
+def test_accuracy_table_rows():
+    from mxdv.refmodel.__main__ import accuracy_rows, accuracy_table
+
+    rows = accuracy_rows(presets=("W8A8KV8",))
+    assert [(r["model"], r["preset"]) for r in rows] == [("decoder", "W8A8KV8"), ("encoder", "W8A8KV8")]
+    assert 0.999 < rows[0]["cosine"] < 1.0 and 0.0 < rows[0]["max_abs_err"] < 0.5
+    assert 0.5 < rows[0]["top1"] <= 1.0 and "top1" not in rows[1]
+    table = accuracy_table(rows).splitlines()
+    assert len(table) == 4 and table[2].startswith("| decoder | W8A8KV8 (mxint8 / mxint8 / mxint8) |")
+
+
+def test_bench_refmodel_measures_both_paths():
+    import io
+
+    from mxdv import bench
+
+    out = io.StringIO()
+    result = bench.bench_refmodel(repeats=1, out=out)
+    assert result["quantized_s"] > 0 and result["float32_s"] > 0
+    assert result["ratio"] == pytest.approx(result["quantized_s"] / result["float32_s"])
+    assert "ratio quantized / float32" in out.getvalue()
+    with pytest.raises(SystemExit):
+        bench.main(["refmodel", "--repeats", "0"])
