@@ -45,11 +45,14 @@ def run_one(cfg: RunConfig, test: str = DEFAULT_TEST,
         build_dir = build_for(unit, cfg.sim, log=log)
     except sim.BuildFailed as exc:
         raise RunFailed(str(exc)) from exc
+    secret = cfg.strategy_options.pop("api_key", None)  # never written to disk: passed by env
     cfg_path = cfg.save(run_dir / "run_config.json")
     progress_file = run_dir / "progress.jsonl"
     progress_file.unlink(missing_ok=True)
     env = {ENV_VAR: str(cfg_path),
            "COCOTB_LOG_LEVEL": os.environ.get("COCOTB_LOG_LEVEL", "INFO")}
+    if secret is not None:
+        env["MXDV_LLM_API_KEY"] = str(secret)
     stop = threading.Event()
     watcher = None
     if progress is not None:

@@ -29,7 +29,7 @@ if TYPE_CHECKING:  # pragma: no cover
 _REGISTRY: dict[str, type["Strategy"]] = {}
 BUILTIN_MODULES = ("mxdv.sequences.random_strategy", "mxdv.sequences.constrained",
                    "mxdv.sequences.hypothesis_strategy", "mxdv.sequences.replay",
-                   )  # TEMP-LLM "mxdv.llm_stimuli.strategy")
+                   "mxdv.llm_stimuli.strategy")
 
 
 class Strategy(ABC):

@@ -85,3 +85,16 @@ def test_planted_bug_is_caught_and_shrunk(run_sim, tmp_path, monkeypatch):
     saved = json.loads((Path(r["run_dir"]) / "hypothesis_reproducer.json").read_text())
     assert saved["txn"] == repro
     assert any(Path(tmp_path / "hdb").rglob("*")), "the failure is saved in the example database"
+
+
+def test_llm_strategy_in_simulation_with_the_scripted_standin(run_sim):
+    from mxdv.llm_stimuli.standin import StandinServer
+
+    with StandinServer() as server:
+        r = run_sim("quantizer", "llm", sim="icarus", budget=400,
+                    strategy_options={"base_url": server.base_url, "model": "scripted-standin", "api_key": "sk-x"})
+    assert_clean(r)
+    assert r["coverage_percent"] == 100.0
+    st = r["strategy_stats"]
+    assert st["response_format"] == "json_object_schema" and st["requests"] > 0
+    assert "sk-x" not in (Path(r["run_dir"]) / "run_config.json").read_text()
