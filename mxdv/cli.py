@@ -168,7 +168,10 @@ def _print_summary(r: dict) -> None:
         print(f"  protocol     {len(r['protocol_violations'])} violation(s): {r['protocol_violations'][0]}")
     if r.get("error"):
         print(f"  error        {r['error']}")
-    repro = (r.get("strategy_stats") or {}).get("shrunk_reproducer")
+    stats = r.get("strategy_stats") or {}
+    if stats.get("error"):
+        print(f"  strategy     {stats['error']}")
+    repro = stats.get("shrunk_reproducer")
     if repro is not None:
         print(f"  shrunk reproducer: {json.dumps(repro)[:300]}")
     print(f"  wall time    {r['wall_s']:.1f}s in simulation ({r['txn_per_s']} txn/s), {r['sim_wall_s']:.1f}s total")
