@@ -1,9 +1,15 @@
-"""Replies cached on disk, keyed by everything that determines them, so that re-running with
-the same seed reproduces an LLM run offline (no HTTP when every reply is cached)."""
+"""Replies cached on disk, keyed by everything that determines them (model, messages,
+response format kind, seed, temperature), so that re-running with the same seed reproduces
+an ``llm`` run offline: when every reply is cached no HTTP request is made at all.
+
+One JSON file per reply, ``<sha256>.json``, written atomically (parallel regression jobs may
+share the directory). The API key is not part of the key and never stored.
+"""
 from __future__ import annotations
 
 import hashlib
 import json
+import os
 from pathlib import Path
 
 
@@ -13,15 +19,24 @@ class ReplyCache:
         self.dir.mkdir(parents=True, exist_ok=True)
 
     @staticmethod
-    def key(model: str, messages: list[dict], seed: int, temperature: float) -> str:
-        blob = json.dumps({"model": model, "messages": messages, "seed": seed, "t": temperature}, sort_keys=True)
+    def key(model: str, messages: list[dict], response_format: str, seed: int, temperature: float) -> str:
+        blob = json.dumps({"model": model, "messages": messages, "response_format": response_format,
+                           "seed": int(seed), "temperature": float(temperature)}, sort_keys=True)
         return hashlib.sha256(blob.encode()).hexdigest()
 
+    def _path(self, key: str) -> Path:
+        return self.dir / f"{key}.json"
+
     def get(self, key: str) -> dict | None:
-        path = self.dir / f"{key}.json"
-        return json.loads(path.read_text()) if path.exists() else None
+        path = self._path(key)
+        if not path.is_file():
+            return None
+        try:
+            return json.loads(path.read_text())
+        except (OSError, json.JSONDecodeError):
+            return None  # a damaged entry is a miss; the next put overwrites it
 
     def put(self, key: str, reply: dict) -> None:
-        tmp = self.dir / f"{key}.json.tmp"
+        tmp = self.dir / f"{key}.{os.getpid()}.tmp"
         tmp.write_text(json.dumps(reply))
-        tmp.replace(self.dir / f"{key}.json")
+        tmp.replace(self._path(key))

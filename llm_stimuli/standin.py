@@ -1,16 +1,29 @@
-"""A SCRIPTED STAND-IN for an OpenAI-compatible LLM server (it is not an LLM), on 127.0.0.1.
+"""A SCRIPTED STAND-IN for an OpenAI-compatible LLM server, on 127.0.0.1. It is not an LLM.
 
-It answers ``POST /v1/chat/completions`` by reading the prompt's machine-readable lines
-(``UNIT:``, ``COUNT:``, ``UNCOVERED_BINS:``) and building transactions with the unit's own
-coverage-plan hints (the same recipes the ``constrained`` strategy uses), cycling over the
-named bins; it answers ``GET /v1/models`` too. Like llama.cpp's server it rejects
-``response_format`` of type ``json_schema`` with HTTP 500, so clients exercise their fallback.
-It exists to test the ``llm`` strategy's plumbing (HTTP, JSON, validation, retries, caching)
-offline and reproducibly; closure numbers measured with it measure the plan's hints, not an
-LLM. Faults for tests: ``StandinServer(faults=["bad_json", "wrong_count", "out_of_range",
-"http500", "delay:2.5"])`` are applied to successive requests.
+It answers ``POST /v1/chat/completions`` by reading the machine-readable lines of the first
+user message (``UNIT:``, ``COUNT:``, ``UNCOVERED_BINS:``) and building ``COUNT`` transactions
+with the unit's own coverage-plan hints (the recipes the ``constrained`` strategy uses),
+cycling over the named bins that have a hint (uniformly random schema transactions when none
+has); the reply is ``{"transactions": [...]}`` as the assistant message, with a usage block
+(tokens estimated as characters / 4). It answers ``GET /v1/models`` too. Like llama.cpp's
+server it rejects ``response_format`` of type ``json_schema`` with HTTP 500, so every client
+exercises its fallback. Replies are deterministic in (server seed, request seed, prompt).
 
-    python -m mxdv.llm_stimuli.standin --port 8012
+It exists to test the ``llm`` strategy's plumbing (HTTP, JSON, validation, repairs, retries,
+caching) offline and reproducibly; closure numbers measured with it measure the plan's hints,
+not an LLM.
+
+Fault injection, for tests: ``StandinServer(faults=[...])`` applies one fault per accepted
+request (a request it rejects for its json_schema format consumes none), in order:
+
+* ``"bad_json"``: the reply is cut in half (invalid JSON);
+* ``"wrong_count"``: one transaction too few (or twice as many when COUNT is 1);
+* ``"out_of_range"``: the first field of the first transaction is set to 10**9;
+* ``"http500"`` / ``"http429"``: that HTTP status with an error body;
+* ``"delay:S"``: sleep S seconds before answering (client timeouts);
+* ``None``: no fault for that request.
+
+Manual use:  ``python -m mxdv.llm_stimuli.standin --port 8012 [--fault bad_json ...]``
 """
 from __future__ import annotations
 
@@ -24,18 +37,42 @@ import numpy as np
 
 from mxdv.llm_stimuli.prompt import parse_header
 
+MODEL_ID = "scripted-standin"
+FAULTS = ("bad_json", "wrong_count", "out_of_range", "http500", "http429")
 
-def _transactions(header: dict, seed: int) -> list[dict]:
+
+def _check_fault(fault: str | None) -> None:
+    if fault is None or fault in FAULTS:
+        return
+    if fault.startswith("delay:"):
+        try:
+            float(fault.split(":", 1)[1])
+            return
+        except ValueError:
+            pass
+    raise ValueError(f"stand-in fault {fault!r}: expected one of {FAULTS}, 'delay:SECONDS' or None")
+
+
+def scripted_transactions(header: dict, seed: list[int]) -> list[dict]:
+    """``COUNT`` transactions from the plan hints of the listed bins (random ones otherwise)."""
     from mxdv.unit import get_unit
 
     unit = get_unit(header["unit"])
     rng = np.random.default_rng(seed)
-    hinted = [unit.plan.get(b) for b in header["bins"] if b in unit.plan.bin_names]
+    names = set(unit.plan.bin_names)
+    hinted = [unit.plan.get(b) for b in header["bins"] if b in names]
     hinted = [b for b in hinted if b.hint is not None]
-    out = []
-    for i in range(header["count"]):
-        out.append(hinted[i % len(hinted)].hint(rng) if hinted else unit.schema.random(rng))
-    return out
+    return [hinted[i % len(hinted)].hint(rng) if hinted else unit.schema.random(rng)
+            for i in range(header["count"])]
+
+
+def _apply_content_fault(fault: str | None, txns: list[dict]) -> str:
+    if fault == "wrong_count":
+        txns = txns[:-1] if len(txns) > 1 else txns * 2
+    if fault == "out_of_range" and txns:
+        txns[0][next(iter(txns[0]))] = 10 ** 9
+    content = json.dumps({"transactions": txns})
+    return content[: len(content) // 2] if fault == "bad_json" else content
 
 
 class _Handler(BaseHTTPRequestHandler):
@@ -44,64 +81,76 @@ class _Handler(BaseHTTPRequestHandler):
     def log_message(self, *args):  # keep test output clean
         pass
 
-    def _send(self, status: int, body: dict | str) -> None:
-        data = (body if isinstance(body, str) else json.dumps(body)).encode()
-        self.send_response(status)
-        self.send_header("Content-Type", "application/json")
-        self.send_header("Content-Length", str(len(data)))
-        self.end_headers()
+    def _send(self, status: int, body: dict) -> None:
+        data = json.dumps(body).encode()
         try:
+            self.send_response(status)
+            self.send_header("Content-Type", "application/json")
+            self.send_header("Content-Length", str(len(data)))
+            self.end_headers()
             self.wfile.write(data)
         except (BrokenPipeError, ConnectionResetError):
             pass  # the client gave up (a timeout test)
 
+    def _error(self, status: int, message: str) -> None:
+        self._send(status, {"error": {"message": message, "type": "standin_error", "code": status}})
+
     def do_GET(self):
         if self.path.rstrip("/").endswith("/models"):
-            self._send(200, {"object": "list", "data": [{"id": "scripted-standin", "object": "model"}]})
+            self._send(200, {"object": "list", "data": [{"id": MODEL_ID, "object": "model",
+                                                         "owned_by": "scripted stand-in (not an LLM)"}]})
         else:
-            self._send(404, {"error": {"message": "not found"}})
+            self._error(404, f"no route {self.path}")
 
     def do_POST(self):
         if not self.path.rstrip("/").endswith("/chat/completions"):
-            return self._send(404, {"error": {"message": "not found"}})
-        req = json.loads(self.rfile.read(int(self.headers.get("Content-Length", 0))) or b"{}")
-        self.server.requests.append(req)
-        rf = req.get("response_format") or {}
-        if rf.get("type") == "json_schema":
-            return self._send(500, {"error": {"message": "json_schema response_format is not supported"}})
+            return self._error(404, f"no route {self.path}")
+        try:
+            req = json.loads(self.rfile.read(int(self.headers.get("Content-Length", 0))) or b"{}")
+        except json.JSONDecodeError:
+            return self._error(400, "request body is not JSON")
+        self.server.record(req)
+        if self.server.api_key is not None and self.headers.get("Authorization") != f"Bearer {self.server.api_key}":
+            return self._error(401, "invalid API key")
+        if (req.get("response_format") or {}).get("type") == "json_schema":
+            # what llama.cpp's server does with this format
+            return self._error(500, "response_format type json_schema is not supported")
         fault = self.server.next_fault()
-        if fault == "http500":
-            return self._send(500, {"error": {"message": "injected fault"}})
+        if fault in ("http500", "http429"):
+            return self._error(int(fault[4:]), "injected fault")
         if fault and fault.startswith("delay:"):
-            time.sleep(float(fault.split(":")[1]))
+            time.sleep(float(fault.split(":", 1)[1]))
         user = [m for m in req.get("messages", []) if m.get("role") == "user"]
-        header = parse_header(user[0]["content"] if user else "")
-        txns = _transactions(header, int(req.get("seed") or 0)) if header["unit"] else []
-        if fault == "wrong_count":
-            txns = txns[:-1] if len(txns) > 1 else txns * 2
-        if fault == "out_of_range" and txns:
-            first = next(iter(txns[0]))
-            txns[0][first] = 10 ** 9
-        content = json.dumps({"transactions": txns})
-        if fault == "bad_json":
-            content = content[: len(content) // 2]
-        self._send(200, {"id": "standin", "object": "chat.completion", "created": int(time.time()),
-                         "model": req.get("model", "scripted-standin"),
+        try:
+            header = parse_header(str(user[0].get("content", "")) if user else "")
+            txns = scripted_transactions(header, [self.server.seed, int(req.get("seed") or 0)]) if header["unit"] else []
+        except (ValueError, KeyError) as exc:
+            return self._error(400, f"cannot script a reply: {exc}")
+        content = _apply_content_fault(fault, txns)
+        prompt_chars = sum(len(str(m.get("content", ""))) for m in req.get("messages", []))
+        usage = {"prompt_tokens": prompt_chars // 4, "completion_tokens": len(content) // 4}
+        usage["total_tokens"] = usage["prompt_tokens"] + usage["completion_tokens"]
+        self._send(200, {"id": f"standin-{len(self.server.requests)}", "object": "chat.completion",
+                         "created": int(time.time()), "model": req.get("model", MODEL_ID),
                          "choices": [{"index": 0, "finish_reason": "stop",
                                       "message": {"role": "assistant", "content": content}}],
-                         "usage": {"prompt_tokens": sum(len(str(m.get("content", ""))) // 4 for m in req.get("messages", [])),
-                                   "completion_tokens": len(content) // 4,
-                                   "total_tokens": 0}})
+                         "usage": usage})
 
 
 class _Server(ThreadingHTTPServer):
     daemon_threads = True
 
-    def __init__(self, addr, faults):
+    def __init__(self, addr, faults: list, seed: int, api_key: str | None):
         super().__init__(addr, _Handler)
+        self.api_key = api_key
         self.faults = list(faults)
+        self.seed = seed
         self.requests: list[dict] = []
         self._lock = threading.Lock()
+
+    def record(self, req: dict) -> None:
+        with self._lock:
+            self.requests.append(req)
 
     def next_fault(self) -> str | None:
         with self._lock:
@@ -109,15 +158,23 @@ class _Server(ThreadingHTTPServer):
 
 
 class StandinServer:
-    """``with StandinServer() as s: s.base_url`` -> ``http://127.0.0.1:PORT/v1``."""
+    """``with StandinServer(seed=0) as s: s.base_url`` -> ``"http://127.0.0.1:PORT/v1"``.
 
-    def __init__(self, port: int = 0, seed: int = 0, faults: list[str] | None = None):
-        self.port, self.seed, self.faults = port, seed, faults or []
+    ``port=0`` picks a free port. ``requests`` holds every request body received (for tests).
+    ``api_key``: when set, chat requests without ``Authorization: Bearer <api_key>`` get 401.
+    """
+
+    def __init__(self, port: int = 0, seed: int = 0, faults: list[str | None] | None = None,
+                 api_key: str | None = None):
+        for f in faults or []:
+            _check_fault(f)
+        self.port, self.seed, self.faults, self.api_key = port, seed, list(faults or []), api_key
+        self.server: _Server | None = None
 
     def __enter__(self) -> "StandinServer":
-        self.server = _Server(("127.0.0.1", self.port), self.faults)
+        self.server = _Server(("127.0.0.1", self.port), self.faults, self.seed, self.api_key)
         self.port = self.server.server_address[1]
-        self.thread = threading.Thread(target=self.server.serve_forever, daemon=True)
+        self.thread = threading.Thread(target=self.server.serve_forever, name="llm-standin", daemon=True)
         self.thread.start()
         return self
 
@@ -127,19 +184,27 @@ class StandinServer:
 
     @property
     def requests(self) -> list[dict]:
-        return self.server.requests
+        return self.server.requests if self.server else []
 
     def __exit__(self, *exc) -> None:
         self.server.shutdown()
         self.server.server_close()
+        self.thread.join(timeout=5)
 
 
 def main(argv=None) -> int:
-    p = argparse.ArgumentParser(description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
-    p.add_argument("--port", type=int, default=8012)
+    p = argparse.ArgumentParser(prog="python -m mxdv.llm_stimuli.standin", description=__doc__,
+                                formatter_class=argparse.RawDescriptionHelpFormatter)
+    p.add_argument("--port", type=int, default=8012, help="TCP port on 127.0.0.1 (0 = any free port)")
+    p.add_argument("--seed", type=int, default=0)
+    p.add_argument("--fault", action="append", default=[], help="inject a fault into the next request (repeatable)")
     args = p.parse_args(argv)
-    with StandinServer(port=args.port) as s:
-        print(f"scripted stand-in (not an LLM) at {s.base_url}; Ctrl-C to stop", flush=True)
+    try:
+        server = StandinServer(port=args.port, seed=args.seed, faults=args.fault)
+    except ValueError as exc:
+        p.error(str(exc))
+    with server as s:
+        print(f"scripted stand-in (not an LLM) at {s.base_url}; model id {MODEL_ID!r}; Ctrl-C to stop", flush=True)
         try:
             while True:
                 time.sleep(3600)

@@ -22,21 +22,45 @@ E8M0_NAN = 0xFF
 
 @dataclass(frozen=True)
 class ElementFormat:
+    """One MX element format.
+
+    ``emax`` is the exponent of the largest power of two the element can hold (0 for MXINT:
+    codes cover (-2, 2)); the shared exponent of a block is floor(log2(max|x|)) - emax.
+    ``dtype`` is the ml_dtypes type whose bit codes are the MXFP element codes (None for MXINT).
+    """
+
     name: str
     kind: str  # "int" or "fp"
     bits: int
-    emax: int  # exponent of the largest power of two the element can hold
-    dtype: object = None  # ml_dtypes type for fp formats
+    emax: int
+    dtype: object = None
 
     @property
     def max_int(self) -> int:
+        """Largest MXINT code magnitude, 2^(w-1) - 1 (codes are symmetric)."""
         return (1 << (self.bits - 1)) - 1
 
     @property
     def max_value(self) -> float:
+        """Largest finite element value (before the shared scale)."""
         if self.kind == "int":
             return self.max_int * 2.0 ** -(self.bits - 2)
         return float(ml_dtypes.finfo(self.dtype).max)
+
+    @property
+    def exp_bits(self) -> int:
+        """Exponent field width (0 for MXINT)."""
+        return 0 if self.kind == "int" else int(ml_dtypes.finfo(self.dtype).nexp)
+
+    @property
+    def man_bits(self) -> int:
+        """Mantissa field width (MXINT: the w-2 fraction bits of the two's complement code)."""
+        return self.bits - 2 if self.kind == "int" else int(ml_dtypes.finfo(self.dtype).nmant)
+
+    @property
+    def exp_bias(self) -> int:
+        """Exponent bias of an MXFP format (0 for MXINT)."""
+        return 0 if self.kind == "int" else 1 - int(ml_dtypes.finfo(self.dtype).minexp)
 
 
 FORMATS: dict[str, ElementFormat] = {
@@ -52,12 +76,14 @@ FORMATS: dict[str, ElementFormat] = {
 
 
 def get_format(fmt: str) -> ElementFormat:
+    """The :class:`ElementFormat` named ``fmt`` (case-insensitive); ValueError naming ``fmt``."""
     if not isinstance(fmt, str) or fmt.lower() not in FORMATS:
         raise ValueError(f"fmt: unknown MX element format {fmt!r}; known: {', '.join(FORMATS)}")
     return FORMATS[fmt.lower()]
 
 
 def check_block_size(block_size) -> int:
+    """``block_size`` as an int if it is 8, 16 or 32; ValueError naming ``block_size``."""
     if isinstance(block_size, bool) or not isinstance(block_size, (int, np.integer)) or int(block_size) not in BLOCK_SIZES:
         raise ValueError(f"block_size: must be one of {BLOCK_SIZES}, got {block_size!r}")
     return int(block_size)
@@ -74,8 +100,9 @@ def e8m0_to_float(code) -> np.ndarray:
 
 
 def bf16_bits_to_float32(bits) -> np.ndarray:
-    """BF16 codes (uint16) -> float32 values (exact)."""
-    return np.asarray(bits, dtype=np.uint16).view(ml_dtypes.bfloat16).astype(np.float32)
+    """BF16 codes (uint16) -> float32 values, exact: the code becomes the top 16 bits (NaN
+    payloads included, no floating-point operation, so no warning for signaling NaNs)."""
+    return (np.asarray(bits, dtype=np.uint16).astype(np.uint32) << 16).view(np.float32)
 
 
 def float32_to_bf16_bits(x) -> np.ndarray:
@@ -84,10 +111,12 @@ def float32_to_bf16_bits(x) -> np.ndarray:
 
 
 def float32_to_bits(x) -> np.ndarray:
+    """float32 values -> their uint32 bit codes."""
     return np.asarray(x, dtype=np.float32).view(np.uint32)
 
 
 def bits_to_float32(bits) -> np.ndarray:
+    """uint32 bit codes -> float32 values."""
     return np.asarray(bits, dtype=np.uint32).view(np.float32)
 
 

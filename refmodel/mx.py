@@ -21,10 +21,16 @@ import numpy as np
 from mxdv.refmodel.formats import E8M0_BIAS, E8M0_NAN, check_block_size, get_format
 
 
-@dataclass
+@dataclass(frozen=True)
 class MXTensor:
-    """``scales``: uint8 E8M0 codes, shape of the data with ``axis`` divided by ``block_size``.
-    ``elements``: same shape as the data; int8 values (MXINT) or uint8 bit codes (MXFP)."""
+    """A block-scaled MX tensor: shared E8M0 scales plus element codes.
+
+    ``scales``: uint8 E8M0 codes; the shape of the data with the ``axis`` dimension divided by
+    ``block_size``. ``elements``: the shape of the data; int8 values for MXINT, uint8 raw bit
+    codes for MXFP. ``fmt`` is a lowercase format name (:data:`~mxdv.refmodel.formats.FORMATS`),
+    ``axis`` is normalized to a non-negative index. Element ``i`` along ``axis`` belongs to
+    block ``i // block_size``.
+    """
 
     scales: np.ndarray
     elements: np.ndarray
@@ -33,15 +39,31 @@ class MXTensor:
     axis: int
 
     def __post_init__(self) -> None:
-        self.axis = int(self.axis) % self.elements.ndim
+        f = get_format(self.fmt)
+        block = check_block_size(self.block_size)
+        ndim = np.ndim(self.elements)
+        ax = _check_axis(self.axis, ndim)
+        expected = list(np.shape(self.elements))
+        if expected[ax] % block:
+            raise ValueError(f"elements: length {expected[ax]} along axis {ax} is not a multiple of "
+                             f"block_size {block}")
+        expected[ax] //= block
+        if tuple(np.shape(self.scales)) != tuple(expected):
+            raise ValueError(f"scales: shape {np.shape(self.scales)} does not match elements shape "
+                             f"{np.shape(self.elements)} with axis {ax} / block_size {block} "
+                             f"(expected {tuple(expected)})")
+        object.__setattr__(self, "fmt", f.name)
+        object.__setattr__(self, "block_size", block)
+        object.__setattr__(self, "axis", ax)
 
     @property
     def shape(self) -> tuple[int, ...]:
-        return self.elements.shape
+        return tuple(np.shape(self.elements))
 
     @property
     def shared_exp(self) -> np.ndarray:
-        return self.scales.astype(np.int64) - E8M0_BIAS
+        """Unbiased shared exponents (int64): scale code - 127 (128 for the NaN code 0xFF)."""
+        return np.asarray(self.scales).astype(np.int64) - E8M0_BIAS
 
     @property
     def format(self):
@@ -58,6 +80,8 @@ def _check_input(x) -> np.ndarray:
 
 
 def _check_axis(axis, ndim: int) -> int:
+    if ndim == 0:
+        raise ValueError("axis: a 0-dimensional array has no axis to block")
     if isinstance(axis, bool) or not isinstance(axis, (int, np.integer)) or not -ndim <= int(axis) < ndim:
         raise ValueError(f"axis: {axis!r} is out of range for an array of {ndim} dimensions")
     return int(axis) % ndim
@@ -77,11 +101,18 @@ def _unblocks(b: np.ndarray, axis: int) -> np.ndarray:
 
 
 def quantize_mx(x, fmt: str = "mxint8", block_size: int = 32, axis: int = -1) -> MXTensor:
+    """Quantize ``x`` (float32 or ml_dtypes.bfloat16 array) to MX blocks of ``block_size``
+    consecutive values along ``axis`` (NUMERICS.md chapter 2).
+
+    Raises ValueError naming ``x`` (dtype, or a length along ``axis`` that is not a multiple of
+    ``block_size``: there is no padding), ``fmt``, ``block_size`` or ``axis``.
+    """
     f = get_format(fmt)
     block = check_block_size(block_size)
     x = _check_input(x)
     ax = _check_axis(axis, x.ndim)
-    xb = _blocks(x.astype(np.float64), ax, block)
+    with np.errstate(invalid="ignore"):  # signaling NaNs set the invalid flag when widened
+        xb = _blocks(x.astype(np.float64), ax, block)
     special = ~np.isfinite(xb).all(axis=-1)
     amax = np.where(special, 0.0, np.abs(np.where(np.isfinite(xb), xb, 0.0)).max(axis=-1))
     zero = (amax == 0.0) & ~special
@@ -97,7 +128,8 @@ def quantize_mx(x, fmt: str = "mxint8", block_size: int = 32, axis: int = -1) ->
         elements = np.where(dead, 0, q).astype(np.int8)
     else:
         fmax = f.max_value
-        cast = np.clip(scaled, -fmax, fmax).astype(f.dtype)  # RNE, then saturated
+        # saturate, then cast with RNE: the same as RNE with saturation, as fmax is a code
+        cast = np.clip(scaled, -fmax, fmax).astype(f.dtype)
         codes = cast.view(np.uint8)
         elements = np.where(dead, 0, codes).astype(np.uint8)
     return MXTensor(scales=_move_scales(scales, ax), elements=_unblocks(elements, ax),

