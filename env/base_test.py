@@ -19,7 +19,7 @@ from pyuvm import uvm_test
 
 from mxdv.coverage.collector import CoverageCollector
 from mxdv.env import run_config
-from mxdv.env.run_context import RunContext
+from mxdv.env.run_context import CLOCK_PERIOD_NS, RunContext
 from mxdv.env.state import EnvState
 from mxdv.env.unit_env import UnitEnv
 from mxdv.sequences.registry import get_strategy, load_plugins
@@ -53,7 +53,7 @@ class StrategyTest(uvm_test):
         run_dir = Path(self.cfg.run_dir) / type(self).__name__
         run_dir.mkdir(parents=True, exist_ok=True)
         t0 = time.monotonic()
-        Clock(self.dut.clk, 10, unit="ns").start()
+        Clock(self.dut.clk, CLOCK_PERIOD_NS, unit="ns").start()
         collector = CoverageCollector(self.unit.plan)
         self.ctx = RunContext(self.unit, self.cfg, self.env, collector)
         error = None
@@ -92,6 +92,9 @@ class StrategyTest(uvm_test):
             "history": ctx.history, "wall_s": round(wall, 3),
             "txn_per_s": round(ctx.submitted / wall, 1) if wall > 0 else None,
             "strategy_stats": getattr(self.strategy, "stats", {}),
+            "busy_cycles": ctx.busy_cycles, "work": ctx.work, "work_label": self.unit.work_label,
+            "golden_error": (None if stats.golden.as_dict() is None else
+                             {"label": self.unit.golden_error_label, **stats.golden.as_dict()}),
             "error": None if error is None else f"{type(error).__name__}: {error}",
         }
         (run_dir / "result.json").write_text(json.dumps(result, indent=2))

@@ -16,6 +16,7 @@ from pathlib import Path
 import cocotb
 import numpy as np
 from cocotb.triggers import ClockCycles, Event, First, RisingEdge
+from cocotb.utils import get_sim_time
 
 from mxdv.coverage.collector import CoverageCollector
 from mxdv.coverage.plan import Bin, stall_bin
@@ -24,6 +25,9 @@ from mxdv.env.run_config import RunConfig
 from mxdv.env.sequences import BeatSequence
 from mxdv.schema import Txn
 from mxdv.unit import Unit
+
+#: The test bench's clock period (env/base_test.py starts the clock with it).
+CLOCK_PERIOD_NS = 10
 
 
 @dataclass
@@ -52,6 +56,10 @@ class RunContext:
         self.completed = 0
         self.closure_txns: int | None = None
         self.history: list[tuple[int, float]] = []
+        #: Clock cycles spent inside execute() (first beat offered to last output checked,
+        #: summed over batches) and the unit's work metric (``Unit.work``) of what was driven.
+        self.busy_cycles = 0
+        self.work = 0.0
         self.results: dict[int, TxnResult] = {}
         self._waiting: set[int] = set()
         self._batch_done = Event()
@@ -106,6 +114,8 @@ class RunContext:
                 per_port[prefix].extend(BeatItem(f"t{tid}", b, tid, gen) for b in beats)
         self._waiting = set(ids)
         self._batch_done = Event()
+        self.work += sum(self.unit.work(t) for t in txns)
+        t_start = get_sim_time(unit="ns")
         for prefix, items in per_port.items():
             if items:
                 seqr = self.env.input_agents[prefix].sequencer
@@ -127,6 +137,7 @@ class RunContext:
                 f"{len(self._waiting)} transaction(s) of {self.unit.variant} never completed within "
                 f"{limit} cycles (ids {sorted(self._waiting)[:8]}...): the DUT hung or lost outputs; "
                 f"replay: {self.replay_hint()}")
+        self.busy_cycles += round((get_sim_time(unit="ns") - t_start) / CLOCK_PERIOD_NS)
         self._record_history()
         return [self.results[i] for i in ids]
 

@@ -5,6 +5,8 @@ from collections import deque
 from dataclasses import dataclass, field
 from typing import Callable
 
+import numpy as np
+
 from pyuvm import uvm_subscriber
 
 from mxdv.unit import Beat, Unit, format_beat
@@ -17,6 +19,7 @@ class Expectation:
     beats: list[Beat]
     matched: int = 0
     failed: bool = False
+    actual: list[Beat] = field(default_factory=list)
 
 
 @dataclass
@@ -30,11 +33,44 @@ class Mismatch:
 
 
 @dataclass
+class GoldenError:
+    """Error of the unit's (bit-exact) outputs against the float64 golden, over a run."""
+    elements: int = 0
+    sum_abs: float = 0.0
+    max_abs: float = 0.0
+    #: largest abs_error / bound over elements with a finite bound (<= 1 when the bound holds)
+    max_bound_ratio: float = 0.0
+    over_bound: int = 0
+
+    def add(self, err: np.ndarray, bound: np.ndarray) -> None:
+        err = np.asarray(err, dtype=np.float64).ravel()
+        bound = np.broadcast_to(np.asarray(bound, dtype=np.float64), err.shape).ravel()
+        if not err.size:
+            return
+        self.elements += int(err.size)
+        self.sum_abs += float(err.sum())
+        self.max_abs = max(self.max_abs, float(err.max()))
+        fin = np.isfinite(bound)
+        if fin.any():
+            with np.errstate(divide="ignore", invalid="ignore"):
+                ratio = np.where(bound[fin] > 0, err[fin] / bound[fin], np.where(err[fin] > 0, np.inf, 0.0))
+            self.max_bound_ratio = max(self.max_bound_ratio, float(ratio.max()))
+            self.over_bound += int((err[fin] > bound[fin]).sum())
+
+    def as_dict(self) -> dict | None:
+        if not self.elements:
+            return None
+        return {"elements": self.elements, "max_abs": self.max_abs, "mean_abs": self.sum_abs / self.elements,
+                "max_bound_ratio": self.max_bound_ratio, "over_bound": self.over_bound}
+
+
+@dataclass
 class ScoreboardStats:
     checked: int = 0
     passed: int = 0
     dropped: int = 0
     mismatches: list[Mismatch] = field(default_factory=list)
+    golden: GoldenError = field(default_factory=GoldenError)
 
 
 class BitExactScoreboard(uvm_subscriber):
@@ -73,6 +109,7 @@ class BitExactScoreboard(uvm_subscriber):
             return
         exp = self.pending[0]
         want = exp.beats[exp.matched]
+        exp.actual.append(beat)
         if beat != want:
             exp.failed = True
             self._mismatch(Mismatch(exp.txn_id, exp.txn, exp.matched, want, beat), "output differs from the reference model")
@@ -82,6 +119,9 @@ class BitExactScoreboard(uvm_subscriber):
             self.stats.checked += 1
             if not exp.failed:
                 self.stats.passed += 1
+                measured = self.unit.golden_error(exp.txn, exp.actual)
+                if measured is not None:
+                    self.stats.golden.add(*measured)
             if self.on_done is not None:
                 self.on_done(exp.txn_id, not exp.failed)
 

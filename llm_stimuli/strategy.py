@@ -32,7 +32,6 @@ from mxdv.llm_stimuli.cache import ReplyCache
 from mxdv.llm_stimuli.client import ChatClient, FormatMemory, LLMError
 from mxdv.llm_stimuli.config import LLMConfig, redact, resolve
 from mxdv.llm_stimuli.prompt import SYSTEM, build_prompt, repair_prompt
-from mxdv.llm_stimuli.reply_schema import reply_schema
 from mxdv.sequences.registry import Strategy, register_strategy
 
 log = logging.getLogger("mxdv.llm")
@@ -133,7 +132,7 @@ class LLMStrategy(Strategy):
         schema = ctx.unit.schema
         messages = [{"role": "system", "content": SYSTEM},
                     {"role": "user", "content": build_prompt(ctx.unit, ctx.uncovered(), n, history)}]
-        json_schema = reply_schema(schema, n)
+        json_schema = schema.json_schema(n)
         seed = int(ctx.cfg.seed) * 100003 + batch
         txns: list[dict] = []
         problems: list[str] = []

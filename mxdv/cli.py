@@ -61,7 +61,9 @@ def build_parser() -> argparse.ArgumentParser:
     r.add_argument("--run-dir", default=None, help="exact run directory (default: <runs-dir>/<unit>-<strategy>-<sim>-s<seed>-<time>)")
     r.add_argument("--no-stop-at-closure", action="store_true", help="spend the whole budget even after 100%% coverage")
     r.add_argument("--stop-on-mismatch", action="store_true", help="end the run at the first mismatch")
-    r.add_argument("--batch-size", type=_positive("--batch-size"), default=16)
+    r.add_argument("--batch-size", type=_positive("--batch-size"), default=None,
+                   help="transactions per batch (default: 16; the llm strategy asks for 8 per request); "
+                        "same as --option batch_size=N")
     r.add_argument("--plugin", action="append", default=[], help="module or .py file with user strategies (repeatable)")
     r.add_argument("--option", action="append", default=[], help="strategy option KEY=VALUE (repeatable)")
     r.add_argument("--reset-prob", type=float, default=0.05, help="probability of a reset injected into a batch")
@@ -72,10 +74,12 @@ def build_parser() -> argparse.ArgumentParser:
     g.add_argument("--jobs", type=_positive("--jobs"), default=2, help="parallel worker processes")
     g.add_argument("--sim", default=None, help="override the suite's simulator")
     g.add_argument("--out", default=None, help="output directory (default: runs/regress-<suite>-<time>)")
-    g.add_argument("--units", default=None, help="comma-separated unit variants to keep")
+    g.add_argument("--units", default=None, help="comma-separated units to keep: NAME (all its variants), NAME:default, or NAME:K=V,...")
     g.add_argument("--strategies", default=None, help="comma-separated strategies to keep")
     g.add_argument("--seeds", type=_positive("--seeds"), default=None, help="override the number of seeds")
     g.add_argument("--budget-scale", type=float, default=1.0, help="multiply every budget (quick looks)")
+    g.add_argument("--stop-on-mismatch", action="store_true",
+                   help="end each job at its first mismatch (bug hunting; closure numbers of failing jobs are then partial)")
     g.add_argument("--plugin", action="append", default=[], help="module or .py file with user strategies")
 
     pl = sub.add_parser("plan", help="print a unit's coverage plan (markdown)")
@@ -125,11 +129,14 @@ def cmd_run(args) -> int:
         raise UsageError(f"--test {args.test!r}: {unit.name} has tests {', '.join(_tests_of(unit.name))}")
     stamp = time.strftime("%Y%m%d-%H%M%S")
     run_dir = Path(args.run_dir or Path(args.runs_dir) / f"{unit.variant.replace(':', '_').replace(',', '_')}-{args.strategy}-{args.sim}-s{args.seed}-{stamp}")
+    options = _options(args.option)
+    if args.batch_size is not None:
+        options.setdefault("batch_size", args.batch_size)
     cfg = RunConfig(unit=args.unit, strategy=args.strategy, seed=args.seed, budget=args.budget,
                     run_dir=str(run_dir), sim=args.sim, stop_at_closure=not args.no_stop_at_closure,
                     stop_on_mismatch=args.stop_on_mismatch, batch_size=args.batch_size or 16,
                     plugins=[str(Path(p).resolve()) if p.endswith(".py") else p for p in args.plugin],
-                    strategy_options=_options(args.option), reset_prob=args.reset_prob,
+                    strategy_options=options, reset_prob=args.reset_prob,
                     backpressure_prob=args.backpressure_prob)
     print(f"mxdv run: {unit.variant} strategy={args.strategy} sim={args.sim} seed={args.seed} "
           f"budget={args.budget} -> {run_dir}", flush=True)
@@ -150,9 +157,10 @@ def cmd_run(args) -> int:
 
 def _tests_of(unit_name: str) -> list[str]:
     import ast
-    from mxdv import REPO_ROOT
+    import importlib.util
 
-    tree = ast.parse((REPO_ROOT / "env" / unit_name / "tests.py").read_text())
+    spec = importlib.util.find_spec(f"mxdv.env.{unit_name}.tests")  # parsed, not imported: it needs cocotb
+    tree = ast.parse(Path(spec.origin).read_text())
     return [n.name for n in tree.body if isinstance(n, ast.ClassDef)]
 
 

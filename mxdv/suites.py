@@ -22,6 +22,8 @@ class Job:
     sim: str
     test: str = "StrategyRun"
     options: dict = field(default_factory=dict)
+    #: End the job at its first mismatch (bug hunting: a caught bug stops costing time).
+    stop_on_mismatch: bool = False
 
     @property
     def name(self) -> str:

@@ -119,6 +119,31 @@ class Unit(ABC):
     def sample(self, txn: Txn) -> Iterable[str]:
         """Names of the plan's transaction bins this transaction hits."""
 
+    # -- performance --------------------------------------------------------------------------
+    #: What :meth:`work` counts, and the most the hardware can do per clock cycle (None: no
+    #: peak declared). ``scripts/sim_throughput.py`` reports work per cycle and utilization.
+    work_label = "transactions"
+    peak_work_per_cycle: float | None = None
+
+    def work(self, txn: Txn) -> float:
+        """The useful work in one transaction (MACs, keys, blocks ...), for throughput."""
+        return 1.0
+
+    # -- accuracy ---------------------------------------------------------------------------
+    #: What :meth:`golden_error` measures, for reports.
+    golden_error_label = "abs error"
+
+    def golden_error(self, txn: Txn, beats: list[Beat]):
+        """How far the unit's actual output is from exact arithmetic, for the run's error report.
+
+        Returns ``(error, bound)``, two float64 arrays over the output elements where NUMERICS.md
+        bounds the error (finite outputs, no saturation): ``error`` is what
+        ``golden_error_label`` says (an absolute error, or one normalized as the unit explains)
+        and ``bound`` NUMERICS.md's bound on it. None when the unit has no float64 golden. Called for transactions that passed the
+        bit-exact check, with the beats the unit produced.
+        """
+        return None
+
     def format_txn(self, txn: Txn) -> str:
         """Human-readable transaction for mismatch reports (hex)."""
         parts = []

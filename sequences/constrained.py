@@ -14,9 +14,17 @@ from mxdv.sequences.registry import BatchStrategy, register_strategy
 
 
 def corner_biased(schema: TxnSchema, rng: np.random.Generator) -> dict:
-    txn = schema.random(rng)
+    """A random transaction with each scalar and each array element drawn from its field's
+    corner values with probability 1/2. A scalar that sizes an array (``n_keys`` in
+    ``shape=("n_keys", d)``) is decided before the arrays are drawn, so shapes stay right."""
+    sizing = {d for f in schema.fields for d in f.shape if isinstance(d, str)}
+    pinned = {}
     for f in schema.fields:
-        if not f.corners:
+        if f.name in sizing and f.corners and rng.random() < 0.5:
+            pinned[f.name] = int(rng.choice(np.asarray(f.corners, dtype=np.int64)))
+    txn = schema.random(rng, **pinned)
+    for f in schema.fields:
+        if not f.corners or f.name in sizing:
             continue
         corners = np.asarray(f.corners, dtype=np.int64)
         if not f.shape:

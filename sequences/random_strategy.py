@@ -1,5 +1,10 @@
 """``random``: uniformly random transactions over the schema (for BF16, uniform bit patterns).
-The baseline every other strategy is measured against."""
+The baseline every other strategy is measured against.
+
+Option ``pin`` (a JSON object ``{field: value}``) fixes fields and draws the rest, e.g.
+``--option 'pin={"n_rows": 1, "n_keys": 64, "causal": 0}'`` for a throughput measurement on
+long decode sequences; values are checked like any transaction's.
+"""
 from __future__ import annotations
 
 from mxdv.sequences.registry import BatchStrategy, register_strategy
@@ -10,4 +15,12 @@ class RandomStrategy(BatchStrategy):
     summary = "uniform random transactions (uniform bit patterns); the baseline"
 
     def propose(self, ctx, n):
-        return [ctx.unit.schema.random(ctx.rng) for _ in range(n)]
+        pin = self.options.get("pin") or {}
+        if not isinstance(pin, dict):
+            raise ValueError(f"random strategy: option pin must be a JSON object {{field: value}}, got {pin!r}")
+        names = [f.name for f in ctx.unit.schema.fields]
+        unknown = sorted(set(pin) - set(names))
+        if unknown:
+            raise ValueError(f"random strategy: option pin names unknown field(s) {unknown}; "
+                             f"{ctx.unit.name} has {names}")
+        return [ctx.unit.schema.random(ctx.rng, **pin) for _ in range(n)]

@@ -318,7 +318,9 @@ def build_plan(d: int, block: int, kb: int, qrows: int, tile: int, maxlen: int) 
              "over an MX KV cache bit for bit as refmodel/numerics/40_attention.md specifies. A "
              "transaction is one query tile and one key/value sequence. Bins are sampled from the "
              "reference model's trace (scores, logits, visibility, running max after each tile, NaN "
-             "masks) of the transaction's inputs, independently of the DUT.")
+             "masks) of the transaction's inputs, independently of the DUT. The head dimension is an RTL "
+             "parameter: the suites run this plan on D=16 (default), D=32 and D=64 with MXINT4 K/V "
+             "(`Unit.regress_variants`), and the closure table has a row per variant.")
     return CoveragePlan("attention", intro, tuple(groups))
 
 

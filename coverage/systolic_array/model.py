@@ -420,7 +420,8 @@ def build_plan(rows: int, cols: int, block: int) -> CoveragePlan:
              "MXINT8/MXINT4 weights, K streamed in MX blocks of "
              f"{block} (refmodel/numerics/30_gemm.md, rules G1..G5). A transaction is one tile "
              f"(`kblocks` = 1..{MAX_KBLOCKS} blocks). Bins are sampled from the transaction with the "
-             "reference model's trace (`mx_matmul_trace`), independently of the DUT's output.")
+             "reference model's trace (`mx_matmul_trace`), independently of the DUT's output. The suites "
+             "run this plan on the 4 x 4 (default) and 8 x 8 arrays (`Unit.regress_variants`).")
     return CoveragePlan("systolic_array", intro, tuple(groups))
 
 

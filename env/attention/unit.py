@@ -7,9 +7,11 @@ from functools import cached_property
 import numpy as np
 
 from mxdv.coverage.attention import model as cov
-from mxdv.refmodel.attention import mx_attention_bits
-from mxdv.refmodel.mx import MXTensor
-from mxdv.schema import Field, TxnSchema, pack_lanes
+import ml_dtypes
+
+from mxdv.refmodel.attention import dense_attention, mx_attention_bits, mx_attention_error_bound
+from mxdv.refmodel.mx import MXTensor, dequantize_mx
+from mxdv.schema import Field, TxnSchema, pack_lanes, unpack_lanes
 from mxdv.unit import Port, Unit
 
 #: E8M0 scale codes worth drawing often: smallest, 2^-1, 1, 2, largest finite, NaN.
@@ -37,7 +39,8 @@ class AttentionUnit(Unit):
         "output row is O / l rounded to BF16 (round to nearest even). Row i sees key n iff not "
         "causal or n <= q_offset + i. An E8M0 scale 0xFF is NaN: a NaN Q row or a visible NaN K "
         "key makes the whole row NaN (0x7FC0), a visible NaN V block makes its columns NaN.")
-    regress_variants = ()
+    #: Head dimensions 32 and 64 (the latter with MXINT4 KV) join the default D=16 in the suites.
+    regress_variants = ("attention:D=32", "attention:D=64,KB=4")
     budgets = {"random": 400, "constrained": 200, "hypothesis": 200, "llm": 200}
 
     def validate_parameters(self) -> None:
@@ -89,8 +92,8 @@ class AttentionUnit(Unit):
         d, nb, tile, maxlen = self.d, self.nb, p["TILE"], p["MAXLEN"]
         kmax = (1 << (self.kb - 1)) - 1
         return TxnSchema((
-            # No corners on n_rows / n_keys: the constrained strategy's corner_biased() overrides
-            # scalars after the arrays they size were drawn, which would break the shapes.
+            # n_rows / n_keys declare no corners: the plan's len.* and rows.* hints aim at the
+            # interesting lengths (tile - 1, tile, tile + 1, max) directly.
             Field("n_rows", "int", "query rows in the tile (1 = decode)", lo=1, hi=p["QROWS"]),
             Field("n_keys", "int", "sequence length (keys streamed)", lo=1, hi=maxlen),
             Field("causal", "int", "1: row i sees key n only if n <= q_offset + i", lo=0, hi=1),
@@ -152,6 +155,27 @@ class AttentionUnit(Unit):
     def sample(self, txn):
         q, k, v = self.operands(txn)
         return cov.sample(txn, q, k, v, self.parameters)
+
+    work_label = "keys"
+
+    def work(self, txn) -> float:
+        return float(txn["n_keys"])
+
+    golden_error_label = "abs error"
+
+    def golden_error(self, txn, beats):
+        """Actual BF16 outputs against float64 dense softmax attention of the dequantized Q, K, V
+        (same mask), over the outputs where NUMERICS.md's bound applies (no score or value
+        saturates, nothing is NaN)."""
+        q, k, v = self.operands(txn)
+        codes = np.array([unpack_lanes(b["data"], 16, self.d) for b in beats], dtype=np.uint16)
+        got = codes.view(ml_dtypes.bfloat16).astype(np.float64)
+        kw = {"causal": bool(txn["causal"]), "q_offset": int(txn["q_offset"])}
+        with np.errstate(all="ignore"):
+            want = dense_attention(*(dequantize_mx(t).astype(np.float64) for t in (q, k, v)), **kw)
+            bound = mx_attention_error_bound(q, k, v, tile=self.parameters["TILE"], **kw)
+            ok = np.isfinite(got) & np.isfinite(want) & np.isfinite(bound)
+            return np.abs(got - want)[ok], bound[ok]
 
 
 UNIT_CLASS = AttentionUnit

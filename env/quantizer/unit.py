@@ -66,6 +66,10 @@ class QuantizerUnit(Unit):
         return [{"scale": int(t.scales[0]), "elems": pack_lanes(t.elements.tolist(), 8),
                  "w4": int(txn["elem_width"] == 4)}]
 
+    #: One block per transaction; the quantizer accepts one block per cycle.
+    work_label = "blocks"
+    peak_work_per_cycle = 1.0
+
     def sample(self, txn):
         return cov.sample(txn)
 

@@ -73,3 +73,19 @@ def test_json_schema_shape():
     items = js["properties"]["transactions"]
     assert items["minItems"] == items["maxItems"] == 3
     assert set(items["items"]["required"]) == {"width", "n", "vals", "codes"}
+
+
+def test_corner_biased_keeps_shapes_when_a_sizing_scalar_has_corners():
+    """A corner drawn for a scalar that sizes an array must size that array (it once overrode
+    the scalar after the array was drawn)."""
+    from mxdv.sequences.constrained import corner_biased
+
+    schema = TxnSchema((Field("n", "int", "rows", lo=1, hi=9, corners=(1, 9)),
+                        Field("m", "int", "one per row", lo=-8, hi=7, shape=("n", 2), corners=(-8, 7))))
+    rng = np.random.default_rng(3)
+    seen = set()
+    for _ in range(200):
+        txn = corner_biased(schema, rng)
+        assert schema.normalize(txn) == txn
+        seen.add(txn["n"])
+    assert {1, 9} <= seen and len(seen) > 3, "corners are drawn often, other values still appear"

@@ -309,15 +309,14 @@ def test_prompt_names_bins_with_meaning_why_and_history():
 
 def test_reply_schema_pins_fixed_array_lengths():
     from mxdv.schema import Field, TxnSchema
-    from mxdv.llm_stimuli.reply_schema import reply_schema
 
-    values = reply_schema(UNIT.schema, 2)["properties"]["transactions"]["items"]["properties"]["values"]
+    values = UNIT.schema.json_schema(2)["properties"]["transactions"]["items"]["properties"]["values"]
     full, compact = values["anyOf"]
     assert (full["minItems"], full["maxItems"], full["items"]) == (32, 32, {"type": ["number", "string"]})
     assert compact["properties"]["set"]["additionalProperties"] == {"type": ["number", "string"]}
     mixed = TxnSchema((Field("n", "int", "rows", lo=1, hi=4), Field("m", "int", "matrix", lo=-8, hi=7, shape=(2, 3)),
                        Field("keys", "int", "one per row", lo=0, hi=9, shape=("n",))))
-    props = reply_schema(mixed, 1)["properties"]["transactions"]["items"]["properties"]
+    props = mixed.json_schema(1)["properties"]["transactions"]["items"]["properties"]
     m = props["m"]["anyOf"][0]
     assert (m["minItems"], m["items"]["minItems"], m["items"]["items"]) == (2, 3, {"type": "integer", "minimum": -8, "maximum": 7})
     assert props["keys"]["anyOf"][0] == {"type": "array"}, "a length given by another field stays loose"
