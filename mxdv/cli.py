@@ -182,6 +182,12 @@ def _print_summary(r: dict) -> None:
     repro = stats.get("shrunk_reproducer")
     if repro is not None:
         print(f"  shrunk reproducer: {json.dumps(repro)[:300]}")
+    g = r.get("golden_error")
+    if g:
+        print(f"  vs float64   {g['label']} max {g['max_abs']:.3g}, mean {g['mean_abs']:.3g} over {g['elements']} outputs; "
+              f"max error/bound {g['max_bound_ratio']:.3f}" + (f", {g['over_bound']} OVER the bound" if g["over_bound"] else ""))
+    if r.get("busy_cycles"):
+        print(f"  busy cycles  {r['busy_cycles']} ({r['work'] / r['busy_cycles']:.4g} {r.get('work_label', 'work')} per cycle)")
     print(f"  wall time    {r['wall_s']:.1f}s in simulation ({r['txn_per_s']} txn/s), {r['sim_wall_s']:.1f}s total")
     print(f"  results      {r['run_dir']}")
 

@@ -116,7 +116,7 @@ def main(argv=None) -> int:
         first = ""
         if hit:
             r = hit[0]
-            first = (r.get("error") or (f"{r['mismatches']} mismatches" if r.get("mismatches") else
+            first = (r.get("error") or (f"{r['mismatches']} mismatch(es)" if r.get("mismatches") else
                      (r.get("protocol_violations") or [""])[0]))[:80].replace("|", "/")
         rows.append(f"| `{bug.name}` | {bug.what} | {'yes' if hit else '**no**'} | "
                     f"{len(hit)}/{len(res)} ({', '.join(strategies)}) | {first} |")

@@ -1,12 +1,15 @@
 """``hypothesis``: Hypothesis draws transactions inside the simulation and shrinks failures.
 
-The property "the DUT matches the reference model on this transaction" runs in a bridge
-thread (``cocotb.task.bridge``); each example is driven with ``resume(ctx.execute)``. On a
-scoreboard mismatch Hypothesis shrinks the transaction to a minimal failing one, which is
-saved in the example database (option ``db``; by default ``<runs>/hypothesis-db/<unit>``)
-and replayed first by the next run. ``hypothesis.target()`` rewards newly covered bins.
-Examples are drawn in chunks (option ``chunk``, default 64), each seeded from the run seed,
-so a run is reproducible.
+The property "the DUT matches the reference model on this sequence of transactions" runs in
+a bridge thread (``cocotb.task.bridge``). An example is a sequence of 1 to ``max_sequence``
+(option, default 4) transactions, driven back to back as one batch with ``resume(ctx.execute)``,
+so pipeline and backpressure bugs (a second block arriving while the first is held) are
+reachable too. On a scoreboard mismatch Hypothesis shrinks the sequence to a minimal failing
+one (fewest, simplest transactions), saved as ``hypothesis_reproducer.json`` and as
+``hypothesis_reproducer.jsonl`` (``--strategy replay --option file=...`` replays it), and in the
+example database (option ``db``; by default ``<runs>/hypothesis-db/<unit>``), which the next
+run replays first. ``hypothesis.target()`` rewards newly covered bins. Examples are drawn in
+chunks (option ``chunk``, default 64), each seeded from the run seed, so a run is reproducible.
 """
 from __future__ import annotations
 
@@ -43,30 +46,36 @@ class HypothesisStrategy(Strategy):
         warnings.filterwarnings("ignore", category=HypothesisSideeffectWarning)
         db = DirectoryBasedExampleDatabase(str(self._db_path(ctx)))
         chunk = int(self.options.get("chunk", 64))
-        txn_strategy = ctx.unit.schema.hypothesis_strategy()
+        longest = int(self.options.get("max_sequence", 4))
+        if chunk < 1 or longest < 1:
+            raise ValueError(f"hypothesis strategy: options chunk and max_sequence must be >= 1, got {chunk}, {longest}")
+        from hypothesis import strategies as st
+
+        seq_strategy = st.lists(ctx.unit.schema.hypothesis_strategy(), min_size=1, max_size=longest)
         execute = resume(ctx.execute)
         state = {"failing": None, "failures_seen": 0}
 
-        def prop(txn):
+        def prop(txns):
             if ctx.done and state["failing"] is None:
                 return  # budget spent or plan closed: the chunk finishes without simulating
-            if ctx.budget_left == 0:
-                ctx.cfg.budget += 1  # shrinking a failure may go past the budget
-            results = execute([txn])
-            if not results or results[0].status == "dropped":
-                reject()
-            target(float(len(results[0].new_bins)), label="newly covered bins")
-            if results[0].status == "fail":
-                state["failing"] = txn
+            if ctx.budget_left < len(txns):
+                ctx.cfg.budget += len(txns) - ctx.budget_left  # shrinking a failure may go past the budget
+            results = execute(txns)
+            failed = [r for r in results if r.status == "fail"]
+            if not failed and (len(results) < len(txns) or any(r.status == "dropped" for r in results)):
+                reject()  # a reset dropped part of the sequence
+            target(float(sum(len(r.new_bins) for r in results)), label="newly covered bins")
+            if failed:
+                state["failing"] = txns
                 state["failures_seen"] += 1
-                raise _Mismatch(f"scoreboard mismatch on {ctx.unit.format_txn(txn)}")
+                raise _Mismatch(f"scoreboard mismatch on {ctx.unit.format_txn(failed[0].txn)}")
 
         index = 0
         self.stats = {"chunks": 0, "shrunk_reproducer": None}
         while not ctx.done:
             test = settings(max_examples=chunk, deadline=None, database=db, derandomize=False,
                             suppress_health_check=list(HealthCheck), print_blob=False)(
-                seed(ctx.cfg.seed * 100003 + index)(given(txn_strategy)(prop)))
+                seed(ctx.cfg.seed * 100003 + index)(given(seq_strategy)(prop)))
             index += 1
             self.stats["chunks"] = index
             try:
@@ -75,7 +84,10 @@ class HypothesisStrategy(Strategy):
                 minimal = state["failing"]
                 self.stats["shrunk_reproducer"] = minimal
                 self.stats["failing_examples_run"] = state["failures_seen"]
-                path = Path(ctx.cfg.run_dir) / "hypothesis_reproducer.json"
-                path.write_text(json.dumps({"unit": ctx.unit.variant, "txn": minimal,
-                                            "pretty": ctx.unit.format_txn(minimal)}, indent=2))
+                run_dir = Path(ctx.cfg.run_dir)
+                (run_dir / "hypothesis_reproducer.json").write_text(json.dumps(
+                    {"unit": ctx.unit.variant, "txns": minimal,
+                     "pretty": [ctx.unit.format_txn(t) for t in minimal]}, indent=2))
+                (run_dir / "hypothesis_reproducer.jsonl").write_text(
+                    "".join(json.dumps({"txn": t}) + "\n" for t in minimal))
                 return

@@ -142,21 +142,22 @@ class SystolicArrayUnit(Unit):
     def work(self, txn) -> float:
         return float(self.rows * self.cols * int(txn["kblocks"]) * self.block)
 
-    golden_error_label = "abs error / (|A| @ |W|)"
+    golden_error_label = "abs error / max(|A| @ |W|, 2^-126)"
 
     def golden_error(self, txn, beats):
         """Actual FP32 outputs against the float64 product of the dequantized operands, divided
         by ``P = |A| @ |W|`` (the error scales with P; absolute errors at scale 2^127 say
-        nothing), over outputs where NUMERICS.md's bound applies (P <= 2^127, nothing NaN)."""
+        nothing), floored at FP32's smallest normal so results in the subnormal range count as
+        absolute errors; over outputs where NUMERICS.md's bound applies (P <= 2^127, not NaN)."""
         a, w = operands(txn)
         got = np.array([np.frombuffer(int(b["data"]).to_bytes(4 * self.cols, "little"), dtype="<f4")
                         for b in beats], dtype=np.float64)
         with np.errstate(all="ignore"):
             want = golden_matmul(a, w)
             mag = np.abs(dequantize_mx(a).astype(np.float64)) @ np.abs(dequantize_mx(w).astype(np.float64))
-            bound = gemm_error_bound(a, w)
-            ok = np.isfinite(got) & np.isfinite(want) & (mag <= 2.0 ** 127) & (mag > 0)
-            return (np.abs(got - want) / np.where(mag > 0, mag, 1.0))[ok], (bound / np.where(mag > 0, mag, 1.0))[ok]
+            scale = np.maximum(mag, 2.0 ** -126)
+            ok = np.isfinite(got) & np.isfinite(want) & (mag <= 2.0 ** 127)
+            return (np.abs(got - want) / scale)[ok], (gemm_error_bound(a, w) / scale)[ok]
 
 
 UNIT_CLASS = SystolicArrayUnit

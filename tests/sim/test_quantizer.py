@@ -82,9 +82,26 @@ def test_planted_bug_is_caught_and_shrunk(run_sim, tmp_path, monkeypatch):
     assert r["mismatches"] > 0
     repro = r["strategy_stats"]["shrunk_reproducer"]
     assert repro is not None
+    assert len(repro) == 1, "a datapath bug shrinks to a one-transaction sequence"
     saved = json.loads((Path(r["run_dir"]) / "hypothesis_reproducer.json").read_text())
-    assert saved["txn"] == repro
+    assert saved["txns"] == repro
+    lines = (Path(r["run_dir"]) / "hypothesis_reproducer.jsonl").read_text().splitlines()
+    assert [json.loads(x)["txn"] for x in lines] == repro, "replayable with --strategy replay"
     assert any(Path(tmp_path / "hdb").rglob("*")), "the failure is saved in the example database"
+
+
+def test_hypothesis_sequences_reach_pipeline_bugs(run_sim, tmp_path, monkeypatch):
+    """A width select echoed from the wrong pipeline stage only shows with two blocks of different
+    widths in flight: Hypothesis examples are sequences, so it is found, and the reproducer
+    keeps more than one transaction."""
+    from mxdv.env.quantizer.bugs import BUGS
+
+    bug = next(b for b in BUGS if b.name == "out_w4_wrong_stage")
+    monkeypatch.setenv("MXDV_RTL_ROOT", str(apply_bug("quantizer", bug, tmp_path / "rtl")))
+    r = run_sim("quantizer", "hypothesis", sim="icarus", budget=2000, strategy_options={"db": str(tmp_path / "hdb")})
+    assert r["mismatches"] > 0
+    repro = r["strategy_stats"]["shrunk_reproducer"]
+    assert repro is not None and len(repro) >= 2
 
 
 def test_llm_strategy_in_simulation_with_the_scripted_standin(run_sim):
