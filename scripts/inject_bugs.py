@@ -30,7 +30,7 @@ class NoSummary(Exception):
 
 
 def run_suite(units: str, out: Path, jobs: int, scale: float, rtl_root: Path | None, build_dir: Path,
-              sim: str | None = None, stop_on_mismatch: bool = True) -> list[dict]:
+              sim: str | None = None, stop_on_mismatch: bool = True, strategies: str | None = None) -> list[dict]:
     env = dict(os.environ, MXDV_BUILD_DIR=str(build_dir))
     if rtl_root is not None:
         env["MXDV_RTL_ROOT"] = str(rtl_root)
@@ -40,6 +40,8 @@ def run_suite(units: str, out: Path, jobs: int, scale: float, rtl_root: Path | N
         cmd += ["--sim", sim]
     if stop_on_mismatch:
         cmd += ["--stop-on-mismatch"]
+    if strategies:
+        cmd += ["--strategies", strategies]
     out.mkdir(parents=True, exist_ok=True)
     log = out / "regress.log"
     with log.open("w") as fh:
@@ -70,6 +72,9 @@ def main(argv=None) -> int:
     p.add_argument("--variants", default=None,
                    help="unit variants of the smoke suite to run (mxdv regress --units syntax; default: all "
                         "of the unit's variants, e.g. 'attention:default' for the default parameters only)")
+    p.add_argument("--strategies", default=None,
+                   help="comma-separated strategies of the smoke suite to run (default: all four). A bug "
+                        "caught by a subset of the suite's jobs is caught by the suite; a miss needs the full suite")
     p.add_argument("--full-jobs", action="store_true",
                    help="let failing jobs run their whole budget (default: stop each at its first mismatch)")
     args = p.parse_args(argv)
@@ -82,7 +87,8 @@ def main(argv=None) -> int:
     fast = not args.full_jobs
     selection = args.variants or unit.name
     try:
-        base = run_suite(selection, work / "baseline", args.jobs, args.budget_scale, None, builds, args.sim, fast)
+        base = run_suite(selection, work / "baseline", args.jobs, args.budget_scale, None, builds, args.sim, fast,
+                         args.strategies)
     except NoSummary as exc:
         print(f"the baseline regression failed: {exc}", file=sys.stderr)
         return 2
@@ -98,7 +104,7 @@ def main(argv=None) -> int:
         rtl = apply_bug(unit.name, bug, work / "rtl" / bug.name)
         try:
             res = run_suite(selection, work / "runs" / bug.name, args.jobs, args.budget_scale, rtl, builds,
-                            args.sim, fast)
+                            args.sim, fast, args.strategies)
         except NoSummary as exc:
             problems.append(bug.name)
             rows.append(f"| `{bug.name}` | {bug.what} | **error** | - | regression ended without a summary: "
@@ -124,7 +130,8 @@ def main(argv=None) -> int:
               f"({time.monotonic() - t1:.0f}s)", flush=True)
     mode = "jobs stop at their first mismatch" if fast else "jobs run their whole budget"
     table = "\n".join(rows + ["", f"{n_caught}/{len(bugs)} bugs caught by `mxdv regress --suite smoke`"
-                              f" (budget scale {args.budget_scale}, sim {args.sim or 'verilator'}, variants {selection}, {mode}, "
+                              f" (budget scale {args.budget_scale}, sim {args.sim or 'verilator'}, variants {selection}, "
+                              f"strategies {args.strategies or 'all four'}, {mode}, "
                               f"{time.monotonic() - t0:.0f}s)."
                               + (f" Not evaluated: {', '.join(problems)}." if problems else "")])
     print("\n" + table)

@@ -58,7 +58,9 @@ class HypothesisStrategy(Strategy):
         def prop(txns):
             if ctx.done and state["failing"] is None:
                 return  # budget spent or plan closed: the chunk finishes without simulating
-            if ctx.budget_left < len(txns):
+            if state["failing"] is None:
+                txns = txns[: ctx.budget_left]  # the last example of a run ends with the budget
+            elif ctx.budget_left < len(txns):
                 ctx.cfg.budget += len(txns) - ctx.budget_left  # shrinking a failure may go past the budget
             results = execute(txns)
             failed = [r for r in results if r.status == "fail"]
