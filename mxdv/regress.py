@@ -280,7 +280,8 @@ def error_table(results: list[dict]) -> str:
     for unit, gs in sorted(groups.items()):
         n = sum(g["elements"] for g in gs)
         mean = sum(g["mean_abs"] * g["elements"] for g in gs) / n
-        lines.append(f"| {unit} | {gs[0].get('label', 'abs error')} | {n} | {max(g['max_abs'] for g in gs):.3g} | "
+        label = gs[0].get("label", "abs error").replace("|", "\\|")  # a pipe would end the cell
+        lines.append(f"| {unit} | {label} | {n} | {max(g['max_abs'] for g in gs):.3g} | "
                      f"{mean:.3g} | {max(g['max_bound_ratio'] for g in gs):.3f} | {sum(g['over_bound'] for g in gs)} |")
     return "\n".join(lines)
 

@@ -63,3 +63,10 @@ def test_junit_counts_failures(tmp_path):
 def test_split_units_keeps_variant_parameters_together():
     assert split_units("quantizer, systolic_array:R=8,C=8,attention:default") == [
         "quantizer", "systolic_array:R=8,C=8", "attention:default"]
+
+
+def test_error_table_escapes_pipes_in_labels():
+    r = dict(result("random", 1, 10), golden_error={"label": "err / |P|", "elements": 1, "max_abs": 1.0,
+                                                    "mean_abs": 1.0, "max_bound_ratio": 0.5, "over_bound": 0})
+    row = error_table([r]).splitlines()[-1]
+    assert row.count(" | ") == 6 and "err / \\|P\\|" in row
