@@ -22,6 +22,7 @@ import time
 from pathlib import Path
 
 from mxdv.bugs import apply_bug, bugs_of
+from mxdv.regress import failed
 from mxdv.unit import get_unit
 
 
@@ -58,7 +59,8 @@ def build_failed(results: list[dict]) -> bool:
 
 
 def caught_by(results: list[dict]) -> list[dict]:
-    return [r for r in results if r.get("mismatches") or r.get("protocol_violations") or r.get("error")]
+    """The jobs that failed (mismatch, protocol violation or error), as `mxdv regress` counts them."""
+    return [r for r in results if failed(r)]
 
 
 def main(argv=None) -> int:
