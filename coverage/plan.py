@@ -15,9 +15,41 @@ from typing import Callable, Iterable
 
 import numpy as np
 
-#: A recipe producing a transaction likely to hit a bin (used by the ``constrained`` strategy
-#: and by the scripted LLM stand-in). Takes a numpy Generator, returns a transaction dict.
+#: A recipe producing a transaction likely to hit a bin. Only the ``constrained`` strategy (and
+#: the reachability tests) may use it: calling one from a strategy whose ``reads_hints`` is
+#: False raises :class:`HintNotAllowed`. Takes a numpy Generator, returns a transaction dict.
 Hint = Callable[[np.random.Generator], dict]
+
+
+#: How far a transaction is from hitting a bin: 0 when it hits, larger when further away.
+#: Coverage-directed strategies (``hypothesis``) climb toward the nearest uncovered bins.
+Distance = Callable[[dict], float]
+
+
+class HintNotAllowed(RuntimeError):
+    """A strategy that claims to find its own way (``llm``, ``hypothesis``) used a plan hint."""
+
+
+class _HintPolicy:
+    """Whether plan hints may be called in this process. The test bench sets it from the running
+    strategy's ``reads_hints`` before the strategy starts; only ``constrained`` (and user
+    strategies that declare it) may read hints."""
+
+    allowed = True
+    strategy = ""
+
+
+HINT_POLICY = _HintPolicy()
+
+
+def _guarded(name: str, hint: Hint) -> Hint:
+    def call(rng):
+        if not HINT_POLICY.allowed:
+            raise HintNotAllowed(f"strategy {HINT_POLICY.strategy!r} called the plan hint of bin "
+                                 f"{name!r}; only strategies with reads_hints = True may")
+        return hint(rng)
+    call.__wrapped__ = hint
+    return call
 
 
 @dataclass(frozen=True)
@@ -26,6 +58,11 @@ class Bin:
     meaning: str
     why: str
     hint: Hint | None = field(default=None, compare=False, repr=False)
+    distance: Distance | None = field(default=None, compare=False, repr=False)
+
+    def __post_init__(self) -> None:
+        if self.hint is not None and not hasattr(self.hint, "__wrapped__"):
+            object.__setattr__(self, "hint", _guarded(self.name, self.hint))
 
 
 @dataclass(frozen=True)

@@ -18,6 +18,7 @@ from cocotb.triggers import ClockCycles
 from pyuvm import uvm_test
 
 from mxdv.coverage.collector import CoverageCollector
+from mxdv.coverage.plan import HINT_POLICY
 from mxdv.env import run_config
 from mxdv.env.run_context import CLOCK_PERIOD_NS, RunContext
 from mxdv.env.state import EnvState
@@ -44,6 +45,8 @@ class StrategyTest(uvm_test):
         self.env = UnitEnv("env", self).setup(self.unit, self.cfg, self.dut, self.state, self._replay_hint)
         load_plugins(self.cfg.plugins)
         self.strategy = get_strategy(self.cfg.strategy)(self.cfg.strategy_options)
+        HINT_POLICY.allowed = bool(self.strategy.reads_hints)
+        HINT_POLICY.strategy = self.cfg.strategy
 
     def _replay_hint(self) -> str:
         return self.ctx.replay_hint() if hasattr(self, "ctx") else "(not started)"

@@ -33,6 +33,10 @@ class RunConfig:
     strategy_options: dict = field(default_factory=dict)
     #: Stop at the first mismatch (the default keeps going and reports all of them).
     stop_on_mismatch: bool = False
+    #: A measurement run (``mxdv eval``): persistent state that would carry coverage over from
+    #: earlier runs (the hypothesis covering corpus and example database) is neither read nor
+    #: written, so every seed starts from nothing.
+    fresh: bool = False
 
     def save(self, path: Path) -> Path:
         path.write_text(json.dumps(asdict(self), indent=2))

@@ -31,8 +31,27 @@ class LLMConfig:
     max_retries: int = 3
     #: First backoff between retries (seconds); it doubles per retry, capped at 8 s.
     retry_backoff_s: float = 0.5
-    #: Transactions asked for per request.
+    #: Transactions sampled from each program of a reply (at most; a program may ask for fewer).
     batch_size: int = 8
+    #: Programs asked for per call.
+    programs_per_call: int = 3
+    #: Open bins shown per call (missed-bin sampling picks them).
+    targets_shown: int = 6
+    #: How the shown bins are picked: "random", or "newest" (bins a program missed most recently first).
+    bin_sampling: str = "random"
+    #: Best programs (most new bins) offered back as examples.
+    best_programs: int = 3
+    #: Earlier rounds kept in the dialogue (0: every call starts a new conversation).
+    dialogue_rounds: int = 1
+    #: Calls without a new bin after which the dialogue restarts.
+    stagnation_calls: int = 3
+    #: Calls without a new bin after which the strategy stops (converged).
+    converge_calls: int = 8
+    #: Most LLM calls in a run (0: no limit besides the transaction budget).
+    max_calls: int = 0
+    #: JSON Schema sent for constrained decoding: "compact" (literal values only: a small grammar,
+    #: fast on a CPU endpoint) or "full" (every form of the program language).
+    schema_profile: str = "compact"
     temperature: float = 0.2
     max_tokens: int = 2048
     #: Where replies are cached; default ``<parent of the run directory>/llm-cache``.
@@ -58,7 +77,15 @@ class LLMConfig:
                 raise ValueError(f"llm strategy: option {f.name} must be {kind.__name__}, got {value!r}") from None
         if not isinstance(self.api_key, str):
             raise ValueError("llm strategy: option api_key must be a string")
-        for name in ("timeout_s", "batch_size", "max_tokens", "max_failed_batches"):
+        if self.schema_profile not in ("compact", "full"):
+            raise ValueError(f"llm strategy: option schema_profile must be compact or full, got {self.schema_profile!r}")
+        if self.bin_sampling not in ("random", "newest"):
+            raise ValueError(f"llm strategy: option bin_sampling must be random or newest, got {self.bin_sampling!r}")
+        for name in ("best_programs", "dialogue_rounds", "max_calls"):
+            if getattr(self, name) < 0:
+                raise ValueError(f"llm strategy: option {name} must be >= 0, got {getattr(self, name)}")
+        for name in ("timeout_s", "batch_size", "max_tokens", "max_failed_batches", "programs_per_call",
+                     "targets_shown", "stagnation_calls", "converge_calls"):
             if getattr(self, name) <= 0:
                 raise ValueError(f"llm strategy: option {name} must be > 0, got {getattr(self, name)}")
         for name in ("max_retries", "max_repairs", "retry_backoff_s"):

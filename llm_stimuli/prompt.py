@@ -1,20 +1,22 @@
-"""The prompt of the ``llm`` strategy: the unit's spec, its transaction format, the uncovered
-bins in plain words (what each means and why it matters), what earlier batches covered or got
-wrong, and the request for exactly N transactions as ``{"transactions": [...]}``.
+"""The prompt of the ``llm`` strategy: the unit's spec, its fields, the stimulus program
+language (generated from the schema), a sample of the uncovered bins in plain words (what
+the design does there and why it matters; never a plan hint), the best programs so far as
+examples, and program-by-program feedback on the last reply; then the request for N programs
+as ``{"programs": [...]}``.
 
-Three machine-readable lines open the user message (``UNIT:``, ``COUNT:``,
-``UNCOVERED_BINS:``) so that the scripted stand-in server can answer without being an LLM;
+Three machine-readable lines open the user message (``UNIT:``, ``PROGRAMS:``,
+``TARGET_BINS:``) so the scripted stand-in can answer without being an LLM;
 :func:`parse_header` reads them back.
 """
 from __future__ import annotations
 
-SYSTEM = ("You are a hardware verification engineer writing test stimulus for a design under test. "
-          "You answer with JSON only: one object {\"transactions\": [...]} whose items follow the "
-          "given field list exactly, with no comments and no extra text.")
+import json
 
-COMPACT_FORM = ('An array field may instead be written compactly as {"fill": v, "set": {"index": v, ...}}: '
-                "every element is v except the listed indices (into the flattened array, from 0). "
-                'Example for a 4-element array: {"fill": 1.0, "set": {"3": -2.5}} means [1.0, 1.0, 1.0, -2.5].')
+from mxdv.sequences.programs.json_schema import describe_language
+
+SYSTEM = ("You are a hardware verification engineer. You write stimulus programs (small JSON "
+          "descriptions of how to generate test transactions) that drive a design into the coverage "
+          "bins you are asked to hit. You answer with JSON only: {\"programs\": [...]}.")
 
 
 def stimulus_bins(unit, uncovered) -> tuple[list, int]:
@@ -34,55 +36,55 @@ def stimulus_bins(unit, uncovered) -> tuple[list, int]:
     return mine, env
 
 
-def build_prompt(unit, uncovered, count: int, history: list[str], max_bins: int = 12) -> str:
-    bins, env_bins = stimulus_bins(unit, uncovered)
-    shown = bins[:max_bins]
+def build_prompt(unit, targets, n_programs: int, total_open: int, feedback: list[str],
+                 examples: list[dict]) -> str:
+    """``targets``: the bins (plan :class:`Bin` objects) this request aims at."""
     lines = [
         f"UNIT: {unit.variant}",
-        f"COUNT: {count}",
-        "UNCOVERED_BINS: " + ", ".join(b.name for b in shown),
+        f"PROGRAMS: {n_programs}",
+        "TARGET_BINS: " + ", ".join(b.name for b in targets),
         "",
         "Design under test:",
         unit.description.strip(),
         "",
-        "A transaction is a JSON object with these fields:",
+        "Transaction fields:",
         unit.schema.describe(),
-        COMPACT_FORM,
+        "",
+        describe_language(unit.schema),
         "",
     ]
-    if shown:
-        lines.append("Coverage bins not hit yet. Write transactions that hit them, one bin per transaction, "
-                     "in this order:")
-        for b in shown:
-            lines.append(f"- {b.name}: {b.meaning} (why it matters: {b.why})")
-        if len(bins) > len(shown):
-            lines.append(f"- ... and {len(bins) - len(shown)} more")
+    if targets:
+        lines.append(f"Coverage bins not hit yet ({len(targets)} of {total_open} open ones shown). "
+                     "Each program should aim at one or two of them:")
+        for b in targets:
+            lines.append(f"- {b.name}: {b.meaning}")
     else:
-        lines.append("Every coverage bin that transaction contents can hit is covered; write unusual, "
-                     "varied transactions that might expose a bug.")
-    if env_bins:
-        lines.append(f"({env_bins} more bins are hit by the test bench itself: stalls and resets; ignore them.)")
-    if history:
-        lines += ["", "What your earlier batches did:"] + [f"- {h}" for h in history[-4:]]
-    lines += ["", f'Answer with exactly {count} transactions as JSON: {{"transactions": [...]}}.']
+        lines.append("Every bin that transaction contents can hit is covered; write unusual programs.")
+    if examples:
+        lines += ["", "Programs that worked before (what they newly covered):"]
+        for ex in examples:
+            lines.append(f"- {json.dumps(ex['program'], separators=(',', ':'))} -> {', '.join(ex['hit'])}")
+    if feedback:
+        lines += ["", "Your last programs:"] + [f"- {x}" for x in feedback]
+    lines += ["", f'Answer with {n_programs} programs as JSON: {{"programs": [...]}}.']
     return "\n".join(lines)
 
 
-def repair_prompt(problems: list[str], count: int) -> str:
-    """The follow-up message after a reply that could not (fully) be used."""
-    listed = "; ".join(problems[:8]) + ("; ..." if len(problems) > 8 else "")
-    return (f"Your answer could not be used: {listed}. Answer again with exactly {count} transactions "
-            'as {"transactions": [...]}, every field within its range.')
+def repair_prompt(problems: list[str], n_programs: int) -> str:
+    """The follow-up message after a reply with no usable program."""
+    listed = "; ".join(problems[:6]) + ("; ..." if len(problems) > 6 else "")
+    return (f"Your answer could not be used: {listed}. Answer again with {n_programs} programs as "
+            '{"programs": [...]}, following the program format exactly.')
 
 
 def parse_header(text: str) -> dict:
     """Read the machine-readable lines back (used by the scripted stand-in)."""
-    out = {"unit": None, "count": 1, "bins": []}
+    out = {"unit": None, "programs": 1, "bins": []}
     for line in text.splitlines():
         if line.startswith("UNIT: "):
             out["unit"] = line[6:].strip()
-        elif line.startswith("COUNT: "):
-            out["count"] = int(line[7:].strip())
-        elif line.startswith("UNCOVERED_BINS:"):
+        elif line.startswith("PROGRAMS: "):
+            out["programs"] = int(line[10:].strip())
+        elif line.startswith("TARGET_BINS:"):
             out["bins"] = [b.strip() for b in line.split(":", 1)[1].split(",") if b.strip()]
     return out

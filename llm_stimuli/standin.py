@@ -1,24 +1,24 @@
 """A SCRIPTED STAND-IN for an OpenAI-compatible LLM server, on 127.0.0.1. It is not an LLM.
 
 It answers ``POST /v1/chat/completions`` by reading the machine-readable lines of the first
-user message (``UNIT:``, ``COUNT:``, ``UNCOVERED_BINS:``) and building ``COUNT`` transactions
-with the unit's own coverage-plan hints (the recipes the ``constrained`` strategy uses),
-cycling over the named bins that have a hint (uniformly random schema transactions when none
-has); the reply is ``{"transactions": [...]}`` as the assistant message, with a usage block
-(tokens estimated as characters / 4). It answers ``GET /v1/models`` too. Like llama.cpp's
-server it rejects ``response_format`` of type ``json_schema`` with HTTP 500, so every client
-exercises its fallback. Replies are deterministic in (server seed, request seed, prompt).
+user message (``UNIT:``, ``PROGRAMS:``, ``TARGET_BINS:``) and writing ``PROGRAMS`` random valid
+stimulus programs for that unit (drawn from the unit's schema alone, as ``hypothesis`` draws
+them; it never reads the plan's hints), as ``{"programs": [...]}`` in the assistant message,
+with a usage block (tokens estimated as characters / 4). It answers ``GET /v1/models`` too.
+Like llama.cpp's server it rejects ``response_format`` of type ``json_schema`` with HTTP 500, so
+every client exercises its fallback. Replies are deterministic in (server seed, request seed,
+prompt).
 
-It exists to test the ``llm`` strategy's plumbing (HTTP, JSON, validation, repairs, retries,
-caching) offline and reproducibly; closure numbers measured with it measure the plan's hints,
-not an LLM.
+It exists to test the ``llm`` strategy's plumbing (HTTP, JSON, validation, feedback, repairs,
+retries, caching) offline and reproducibly. Anything measured with it is labelled
+"scripted stand-in (not an LLM)" and appears in no closure claim.
 
 Fault injection, for tests: ``StandinServer(faults=[...])`` applies one fault per accepted
 request (a request it rejects for its json_schema format consumes none), in order:
 
 * ``"bad_json"``: the reply is cut in half (invalid JSON);
-* ``"wrong_count"``: one transaction too few (or twice as many when COUNT is 1);
-* ``"out_of_range"``: the first field of the first transaction is set to 10**9;
+* ``"wrong_count"``: one program more than asked for;
+* ``"out_of_range"``: the first program asks for 10**9 transactions (over the bound);
 * ``"http500"`` / ``"http429"``: that HTTP status with an error body;
 * ``"delay:S"``: sleep S seconds before answering (client timeouts);
 * ``None``: no fault for that request.
@@ -53,25 +53,30 @@ def _check_fault(fault: str | None) -> None:
     raise ValueError(f"stand-in fault {fault!r}: expected one of {FAULTS}, 'delay:SECONDS' or None")
 
 
-def scripted_transactions(header: dict, seed: list[int]) -> list[dict]:
-    """``COUNT`` transactions from the plan hints of the listed bins (random ones otherwise)."""
+def scripted_programs(header: dict, seed: list[int]) -> list[dict]:
+    """``PROGRAMS`` random valid stimulus programs for the unit (swarm programs drawn from its
+    schema alone, like ``hypothesis`` draws them); each names up to two of the listed bins as
+    its targets, without knowing anything about them."""
+    from mxdv.sequences.programs.sample import NumpyChooser
+    from mxdv.sequences.programs.swarm import random_program
     from mxdv.unit import get_unit
 
     unit = get_unit(header["unit"])
     rng = np.random.default_rng(seed)
-    names = set(unit.plan.bin_names)
-    hinted = [unit.plan.get(b) for b in header["bins"] if b in names]
-    hinted = [b for b in hinted if b.hint is not None]
-    return [hinted[i % len(hinted)].hint(rng) if hinted else unit.schema.random(rng)
-            for i in range(header["count"])]
+    out = []
+    for i in range(max(1, header["programs"])):
+        prog = random_program(unit.schema, NumpyChooser(rng))
+        prog["targets"] = header["bins"][2 * i: 2 * i + 2]
+        out.append(prog)
+    return out
 
 
-def _apply_content_fault(fault: str | None, txns: list[dict]) -> str:
+def _apply_content_fault(fault: str | None, programs: list[dict]) -> str:
     if fault == "wrong_count":
-        txns = txns[:-1] if len(txns) > 1 else txns * 2
-    if fault == "out_of_range" and txns:
-        txns[0][next(iter(txns[0]))] = 10 ** 9
-    content = json.dumps({"transactions": txns})
+        programs = programs + programs[:1]
+    if fault == "out_of_range" and programs:
+        programs[0]["count"] = 10 ** 9
+    content = json.dumps({"programs": programs})
     return content[: len(content) // 2] if fault == "bad_json" else content
 
 
@@ -123,7 +128,7 @@ class _Handler(BaseHTTPRequestHandler):
         user = [m for m in req.get("messages", []) if m.get("role") == "user"]
         try:
             header = parse_header(str(user[0].get("content", "")) if user else "")
-            txns = scripted_transactions(header, [self.server.seed, int(req.get("seed") or 0)]) if header["unit"] else []
+            txns = scripted_programs(header, [self.server.seed, int(req.get("seed") or 0)]) if header["unit"] else []
         except (ValueError, KeyError) as exc:
             return self._error(400, f"cannot script a reply: {exc}")
         content = _apply_content_fault(fault, txns)

@@ -1,25 +1,27 @@
-"""``llm``: an LLM proposes transactions aimed at the uncovered bins (in the spirit of LLM4DV,
-arXiv 2310.04535), through any OpenAI-compatible chat-completions endpoint.
+"""``llm``: an LLM writes *stimulus programs* aimed at the uncovered bins (in the spirit of
+LLM4DV, arXiv 2310.04535), through any OpenAI-compatible chat-completions endpoint.
 
-Each batch: prompt (spec, fields, uncovered bins, what earlier batches covered or got wrong)
--> reply (from the on-disk cache, else the endpoint) -> JSON -> every transaction checked with
-``ctx.unit.schema.normalize`` -> the valid ones executed.
+Each call: prompt (spec, fields, the program language, a sample of the open bins, the best
+programs so far, program-by-program feedback) -> reply (from the on-disk cache, else the
+endpoint; constrained decoding with the language's JSON Schema where the endpoint takes it,
+probed once per endpoint and remembered) -> ``{"programs": [...]}`` -> every program validated
+(``mxdv.sequences.programs``) -> ``batch_size`` transactions sampled from each valid program and
+executed -> the model is told, per program, which bins it hit and which of its targets it missed.
 
-Failure policy (the LLM never crashes a run):
+LLM4DV's levers: missed-bin sampling (option ``bin_sampling``: ``random`` or ``newest``, the bins
+whose programs missed them most recently first; never plan order), a best-program buffer
+offered back as examples (``best_programs``), a dialogue restart when coverage stagnates for
+``stagnation_calls`` calls, and a stop on convergence after ``converge_calls`` calls without a
+new bin. The strategy never reads the plan's hints, only what bins mean.
 
-* a reply with bad JSON, or with no usable transaction, goes back to the model as a follow-up
-  message listing the exact problems (field names, ranges), up to ``max_repairs`` times;
-* the valid transactions of a partly bad reply (wrong count, some values out of range) are
-  used, and the problems are reported to the model in the next batch's prompt;
-* timeouts, connection errors and HTTP errors are retried by the client (``max_retries``,
-  with backoff); a batch that still ends with nothing usable is a failed batch, and the
-  strategy goes on with the next batch -- until ``max_failed_batches`` fail in a row, when it
-  ends gracefully with the reason in ``stats["error"]`` (``strategy_stats.error`` in
-  ``result.json``; ``mxdv run`` prints it).
+Failure policy (the LLM never crashes a run): a reply with bad JSON or no valid program goes back
+to the model with the problems (each naming the program part), up to ``max_repairs`` times; the
+valid programs of a partly bad reply are used and the rejected ones reported; HTTP errors and
+timeouts are retried by the client; ``max_failed_batches`` calls in a row with nothing usable end
+the strategy with the reason in ``stats["error"]``.
 
-Configuration errors (no base URL, no model, bad option values) raise ``ValueError``.
-Transcript: ``llm_transcript.jsonl`` in the run directory -- every conversation, raw reply,
-token count, latency and problem, with the API key redacted.
+Accounting (``strategy_stats`` in result.json): calls, prompt/completion tokens, seconds, and a
+``calls_log`` of every call (transactions before it, tokens, latency).
 """
 from __future__ import annotations
 
@@ -31,7 +33,10 @@ from pathlib import Path
 from mxdv.llm_stimuli.cache import ReplyCache
 from mxdv.llm_stimuli.client import ChatClient, FormatMemory, LLMError
 from mxdv.llm_stimuli.config import LLMConfig, redact, resolve
-from mxdv.llm_stimuli.prompt import SYSTEM, build_prompt, repair_prompt
+from mxdv.llm_stimuli.prompt import SYSTEM, build_prompt, repair_prompt, stimulus_bins
+from mxdv.sequences.programs.json_schema import reply_schema
+from mxdv.sequences.programs.language import ProgramError, validate_program
+from mxdv.sequences.programs.sample import sample_program
 from mxdv.sequences.registry import Strategy, register_strategy
 
 log = logging.getLogger("mxdv.llm")
@@ -53,30 +58,39 @@ def _json_body(text: str):
         raise exc
 
 
-def parse_reply(text: str, schema, count: int) -> tuple[list[dict], list[str]]:
-    """Valid transactions of a reply and its problems (each naming the transaction and field)."""
+def parse_reply(text: str, schema, limit: int, plan_bins: list[str] | None = None) -> tuple[list[tuple[dict, dict]], list[str]]:
+    """The valid programs of a reply as ``(raw, normalized)`` pairs, and its problems (each
+    naming the program and the part that is wrong)."""
     try:
         data = _json_body(text)
     except json.JSONDecodeError as exc:
         return [], [f"the reply is not valid JSON ({exc.msg} at char {exc.pos})"]
-    items = data.get("transactions") if isinstance(data, dict) else data
+    items = data.get("programs") if isinstance(data, dict) else data
+    if isinstance(data, dict) and items is None and "fields" in data:
+        items = [data]  # one bare program
     if not isinstance(items, list):
-        return [], ['expected an object {"transactions": [...]} with a list of transactions']
+        return [], ['expected an object {"programs": [...]} with a list of programs']
     problems = []
-    if len(items) != count:
-        problems.append(f"expected {count} transactions, got {len(items)}")
-    txns = []
-    for i, raw in enumerate(items[:count]):
+    if len(items) > limit:
+        problems.append(f"expected at most {limit} programs, got {len(items)}; the rest are ignored")
+    programs = []
+    for i, raw in enumerate(items[:limit]):
         try:
-            txns.append(schema.normalize(raw))
-        except Exception as exc:  # TxnError names the field; anything else is a malformed value
-            problems.append(f"transaction {i}: {exc}")
-    return txns, problems
+            programs.append((raw, validate_program(schema, raw)))
+        except ProgramError as exc:
+            problems.append(f"program {i + 1}: {exc}")
+    if plan_bins is not None:
+        for i, (raw, prog) in enumerate(programs):
+            unknown = [t for t in prog["targets"] if t not in plan_bins]
+            if unknown:
+                prog["targets"] = [t for t in prog["targets"] if t in plan_bins]
+                problems.append(f"program {i + 1}: targets {unknown[:3]} are not bins of the plan")
+    return programs, problems
 
 
 @register_strategy("llm")
 class LLMStrategy(Strategy):
-    summary = "an LLM (any OpenAI-compatible endpoint) writes transactions aimed at the uncovered bins"
+    summary = "an LLM (any OpenAI-compatible endpoint) writes stimulus programs aimed at the uncovered bins"
 
     async def run(self, ctx) -> None:
         cfg = resolve(self.options)
@@ -88,71 +102,147 @@ class LLMStrategy(Strategy):
         self._client = ChatClient(cfg, FormatMemory(cache_dir / "formats.json"))
         st = self.stats
         st.update({"endpoint": cfg.base_url, "model": cfg.model, "cache_dir": str(cache_dir),
-                   "batches": 0, "requests": 0, "replies": 0, "cache_hits": 0,
+                   "calls": 0, "requests": 0, "replies": 0, "cache_hits": 0,
                    "prompt_tokens": 0, "completion_tokens": 0, "latency_s": 0.0,
-                   "valid_txns": 0, "rejected_txns": 0, "repairs": 0, "failed_batches": 0,
-                   "response_format": None, "rejected_formats": [], "errors": [], "error": None})
-        history: list[str] = []
-        failed_in_row = 0
+                   "programs": 0, "rejected_programs": 0, "valid_txns": 0, "repairs": 0,
+                   "failed_batches": 0, "restarts": 0, "new_bins": 0, "tokens_per_new_bin": None,
+                   "stop_reason": None, "response_format": None, "rejected_formats": [],
+                   "errors": [], "error": None, "calls_log": []})
+        self._rng = ctx.rng
+        self._missed: dict[str, int] = {}   # bin -> call index at which a program last missed it
+        self._best: list[dict] = []          # best-program buffer
+        self._dialogue: list[dict] = []      # earlier rounds of the current dialogue
+        feedback: list[str] = []
+        failed_in_row = stale = 0
         try:
             with (run_dir / "llm_transcript.jsonl").open("a") as self._transcript:
                 while not ctx.done:
-                    batch = st["batches"]
-                    st["batches"] += 1
-                    n = min(cfg.batch_size, ctx.budget_left)
-                    txns, problems = self._batch(ctx, batch, n, history)
-                    if not txns:
+                    if cfg.max_calls and st["calls"] >= cfg.max_calls:
+                        st["stop_reason"] = f"max_calls ({cfg.max_calls}) reached"
+                        return
+                    call = st["calls"]
+                    programs, problems = self._call(ctx, call, feedback)
+                    if not programs:
                         failed_in_row += 1
                         st["failed_batches"] += 1
-                        self._error(f"batch {batch}: nothing usable: {'; '.join(problems[:3])}")
-                        history.append(f"a batch gave nothing usable: {'; '.join(problems[:3])}")
+                        self._error(f"call {call}: nothing usable: {'; '.join(problems[:3])}")
+                        feedback = [f"nothing usable: {'; '.join(problems[:3])}"]
                         if failed_in_row >= cfg.max_failed_batches:
-                            st["error"] = redact(f"ended after {failed_in_row} failed batches in a row: "
+                            st["error"] = redact(f"ended after {failed_in_row} failed calls in a row: "
                                                  f"{'; '.join(problems[:3])}", cfg)
+                            st["stop_reason"] = "endpoint or replies failed"
                             log.warning("llm strategy: %s", st["error"])
                             return
                         continue
                     failed_in_row = 0
-                    st["valid_txns"] += len(txns)
-                    results = await ctx.execute(txns)
-                    new = sorted({b for r in results for b in r.new_bins})
-                    log.info("llm batch %d: %d/%d valid transactions, newly covered: %s", batch, len(txns), n,
-                             ", ".join(new) or "nothing")
-                    history.append(f"{len(txns)} transactions newly covered: {', '.join(new) or 'nothing new'}"
-                                   + (f"; rejected: {'; '.join(problems[:4])}" if problems else ""))
+                    new, feedback = await self._run_programs(ctx, call, programs)
+                    feedback += [p for p in problems if not p.startswith("expected at most")][:4]
+                    stale = 0 if new else stale + 1
+                    if stale and stale % cfg.stagnation_calls == 0:
+                        st["restarts"] += 1
+                        self._dialogue = []
+                        feedback = []
+                        log.info("llm: no new bin in %d calls: dialogue restarted", stale)
+                    if stale >= cfg.converge_calls:
+                        st["stop_reason"] = f"converged: no new bin in {stale} calls"
+                        return
+                if st["stop_reason"] is None:
+                    st["stop_reason"] = "closed" if getattr(ctx, "closed", False) else "budget spent"
         finally:
             st["response_format"] = self._client.format if self._client.format_confirmed else None
             st["rejected_formats"] = list(self._client.rejected_formats)
             st["latency_s"] = round(st["latency_s"], 3)
+            tokens = st["prompt_tokens"] + st["completion_tokens"]
+            st["tokens_per_new_bin"] = round(tokens / st["new_bins"], 1) if st["new_bins"] else None
 
-    # -- one batch -----------------------------------------------------------------------
-    def _batch(self, ctx, batch: int, n: int, history: list[str]) -> tuple[list[dict], list[str]]:
-        """Ask (and repair) until the reply has usable transactions or the repairs run out."""
+    # -- choosing what to ask for -----------------------------------------------------------
+    def _targets(self, ctx) -> tuple[list, int]:
+        bins, _ = stimulus_bins(ctx.unit, ctx.uncovered())
+        cfg = self._cfg
+        order = list(self._rng.permutation(len(bins))) if bins else []
+        shuffled = [bins[i] for i in order]
+        if cfg.bin_sampling == "newest":
+            shuffled.sort(key=lambda b: -self._missed.get(b.name, -1))
+        return shuffled[: cfg.targets_shown], len(bins)
+
+    # -- one call -----------------------------------------------------------------------------
+    def _call(self, ctx, call: int, feedback: list[str]) -> tuple[list, list[str]]:
+        """Ask (and repair) until the reply has valid programs or the repairs run out."""
         cfg, st = self._cfg, self.stats
         schema = ctx.unit.schema
-        messages = [{"role": "system", "content": SYSTEM},
-                    {"role": "user", "content": build_prompt(ctx.unit, ctx.uncovered(), n, history)}]
-        json_schema = schema.json_schema(n)
-        seed = int(ctx.cfg.seed) * 100003 + batch
-        txns: list[dict] = []
+        targets, open_count = self._targets(ctx)
+        prompt = build_prompt(ctx.unit, targets, cfg.programs_per_call, open_count, feedback,
+                              self._best[: cfg.best_programs])
+        messages = [{"role": "system", "content": SYSTEM}] + self._dialogue + [{"role": "user", "content": prompt}]
+        json_schema = reply_schema(schema, cfg.programs_per_call, ctx.unit.plan.bin_names, cfg.schema_profile)
+        seed = int(ctx.cfg.seed) * 100003 + call
+        st["calls"] += 1
+        programs: list = []
         problems: list[str] = []
         for attempt in range(cfg.max_repairs + 1):
-            entry = {"batch": batch, "attempt": attempt, "seed": seed, "messages": messages}
+            entry = {"call": call, "attempt": attempt, "seed": seed, "messages": messages}
+            before = (st["prompt_tokens"], st["completion_tokens"])
             try:
                 reply = self._ask(messages, json_schema, seed)
             except LLMError as exc:
                 problems = [str(exc)]
                 self._write(dict(entry, error=str(exc)))
                 break
-            txns, problems = parse_reply(reply["text"], schema, n)
-            st["rejected_txns"] += sum(1 for p in problems if p.startswith("transaction "))
-            self._write(dict(entry, reply=reply, valid=len(txns), problems=problems))
-            if txns or attempt == cfg.max_repairs:
+            st["calls_log"].append({"call": call, "attempt": attempt, "txns": getattr(ctx, "submitted", 0),
+                                    "prompt_tokens": st["prompt_tokens"] - before[0],
+                                    "completion_tokens": st["completion_tokens"] - before[1],
+                                    "latency_s": reply.get("latency_s", 0.0), "cached": reply.get("cached", False)})
+            programs, problems = parse_reply(reply["text"], schema, cfg.programs_per_call, ctx.unit.plan.bin_names)
+            st["rejected_programs"] += sum(1 for p in problems if p.startswith("program "))
+            self._write(dict(entry, reply=reply, valid=len(programs), problems=problems))
+            if programs or attempt == cfg.max_repairs:
+                if programs:
+                    self._dialogue = (self._dialogue + [{"role": "user", "content": prompt},
+                                                        {"role": "assistant", "content": reply["text"]}])[-2 * cfg.dialogue_rounds:]
                 break
             st["repairs"] += 1
             messages = messages + [{"role": "assistant", "content": reply["text"]},
-                                   {"role": "user", "content": repair_prompt(problems, n)}]
-        return txns, problems
+                                   {"role": "user", "content": repair_prompt(problems, cfg.programs_per_call)}]
+        return programs, problems
+
+    async def _run_programs(self, ctx, call: int, programs: list) -> tuple[int, list[str]]:
+        """Sample and execute each program; returns the new-bin count and per-program feedback."""
+        cfg, st = self._cfg, self.stats
+        schema = ctx.unit.schema
+        feedback, new_total = [], 0
+        for i, (raw, prog) in enumerate(programs):
+            if ctx.done:
+                break
+            n = min(int(prog["count"]), cfg.batch_size, ctx.budget_left)
+            try:
+                txns = sample_program(schema, prog, self._rng, count=n)
+            except ProgramError as exc:
+                st["rejected_programs"] += 1
+                feedback.append(f"program {i + 1}: {exc}")
+                continue
+            st["programs"] += 1
+            st["valid_txns"] += len(txns)
+            results = await ctx.execute(txns)
+            hit: set[str] = set()
+            for r in results:
+                if r.status == "pass":
+                    hit |= set(ctx.unit.sample(r.txn))
+            new = sorted({b for r in results for b in r.new_bins})
+            new_total += len(new)
+            st["new_bins"] += len(new)
+            missed = [t for t in prog["targets"] if t not in hit]
+            for t in missed:
+                self._missed[t] = call
+            label = f"program {i + 1} (targets {', '.join(prog['targets']) or 'none'})"
+            feedback.append(f"{label}: hit {', '.join(t for t in prog['targets'] if t in hit) or 'none of its targets'}"
+                            + (f"; missed {', '.join(missed)}" if missed else "")
+                            + (f"; newly covered {', '.join(new)}" if new else "; nothing new"))
+            if new:
+                self._best.append({"program": raw, "hit": new, "call": call})
+                self._best.sort(key=lambda e: (-len(e["hit"]), -e["call"]))
+                del self._best[cfg.best_programs:]
+            log.info("llm call %d program %d: %d txns, newly covered: %s", call, i + 1, len(txns), ", ".join(new) or "nothing")
+        return new_total, feedback
 
     def _ask(self, messages: list[dict], json_schema: dict, seed: int) -> dict:
         """The reply from the cache (any format the endpoint may still use) or the endpoint."""

@@ -61,6 +61,8 @@ def build_parser() -> argparse.ArgumentParser:
     r.add_argument("--run-dir", default=None, help="exact run directory (default: <runs-dir>/<unit>-<strategy>-<sim>-s<seed>-<time>)")
     r.add_argument("--no-stop-at-closure", action="store_true", help="spend the whole budget even after 100%% coverage")
     r.add_argument("--stop-on-mismatch", action="store_true", help="end the run at the first mismatch")
+    r.add_argument("--fresh", action="store_true",
+                   help="measurement run: no persistent corpus or example database is read or written")
     r.add_argument("--batch-size", type=_positive("--batch-size"), default=None,
                    help="transactions per batch (default: 16; the llm strategy asks for 8 per request); "
                         "same as --option batch_size=N")
@@ -137,7 +139,7 @@ def cmd_run(args) -> int:
                     stop_on_mismatch=args.stop_on_mismatch, batch_size=args.batch_size or 16,
                     plugins=[str(Path(p).resolve()) if p.endswith(".py") else p for p in args.plugin],
                     strategy_options=options, reset_prob=args.reset_prob,
-                    backpressure_prob=args.backpressure_prob)
+                    backpressure_prob=args.backpressure_prob, fresh=args.fresh)
     print(f"mxdv run: {unit.variant} strategy={args.strategy} sim={args.sim} seed={args.seed} "
           f"budget={args.budget} -> {run_dir}", flush=True)
 

@@ -41,6 +41,7 @@ def corner_biased(schema: TxnSchema, rng: np.random.Generator) -> dict:
 @register_strategy("constrained")
 class ConstrainedStrategy(BatchStrategy):
     summary = "constrained-random: each transaction aims at an uncovered bin of the plan"
+    reads_hints = True
 
     def propose(self, ctx, n):
         explore = float(self.options.get("explore", 0.25))

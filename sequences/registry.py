@@ -36,6 +36,10 @@ class Strategy(ABC):
     name: str = ""
     #: One line for `mxdv strategies`.
     summary: str = ""
+    #: Whether this strategy may call the coverage plan's hints (constrained-random recipes).
+    #: Only ``constrained`` does; a strategy that claims to find its own way must not, and the
+    #: test bench enforces it (a hint called otherwise raises ``HintNotAllowed``).
+    reads_hints: bool = False
 
     def __init__(self, options: dict | None = None):
         self.options = dict(options or {})

@@ -9,6 +9,7 @@ from mxdv.sequences import BatchStrategy, register_strategy
 @register_strategy("edge_lanes")
 class EdgeLanes(BatchStrategy):
     summary = "user example: hints of lane/width bins first, then random"
+    reads_hints = True  # it uses the plan's hints, so it says so
 
     def propose(self, ctx, n):
         wanted = [b for b in ctx.uncovered() if b.hint and ("lane" in b.name or "width" in b.name)]

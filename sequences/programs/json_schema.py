@@ -1,0 +1,147 @@
+"""The language as JSON Schema (for constrained decoding) and as a short text (for prompts),
+both generated from a unit's transaction schema, so they fit any unit."""
+from __future__ import annotations
+
+from mxdv.schema import Field, TxnSchema
+from mxdv.sequences.programs.language import (BF16_EXP_HI, BF16_EXP_LO, BF16_SPECIALS, MAX_COUNT,
+                                              MAX_LIST, PER, SIGNS, Domain)
+
+
+#: Schema profiles: "full" (every form of the language) or "compact" (integer specs are literals
+#: only and there are no alternatives: a small grammar, which llama.cpp decodes fast enough on
+#: a CPU; with the full schema's alternatives one reply took over 10 minutes here).
+PROFILES = ("compact", "full")
+
+
+def _int_schema(dom: Domain, refs: list[str] | None = None, compact: bool = False) -> dict:
+    if dom.choices:
+        lit = {"enum": list(dom.choices)}
+    elif dom.bf16:
+        lit = {"type": ["integer", "number", "string"]}
+    else:
+        lit = {"type": "integer", "minimum": dom.lo, "maximum": dom.hi}
+    if compact:
+        return lit
+    forms = [lit, {"enum": ["random", "corners"]},
+             {"type": "object", "properties": {"choice": {"type": "array", "items": lit, "minItems": 1, "maxItems": 8}},
+              "required": ["choice"], "additionalProperties": False}]
+    if not dom.choices:
+        forms.append({"type": "object", "properties": {"range": {"type": "array", "items": lit, "minItems": 2, "maxItems": 2}},
+                      "required": ["range"], "additionalProperties": False})
+    if refs:
+        forms.append({"type": "object", "properties": {"ref": {"enum": refs}, "add": {"type": "integer"}},
+                      "required": ["ref"], "additionalProperties": False})
+    return {"anyOf": forms}
+
+
+def _array_schema(f: Field, compact: bool = False) -> dict:
+    dom = Domain.of(f)
+    if f.kind == "bf16":
+        lanes = f.shape[-1] if isinstance(f.shape[-1], int) else 64
+        props = {
+            "max_exp": _int_schema(Domain(BF16_EXP_LO, BF16_EXP_HI), compact=compact),
+            "max_mant": _int_schema(Domain(0, 127), compact=compact),
+            "max_lane": _int_schema(Domain(-lanes, lanes - 1), compact=compact),
+            "spread": _int_schema(Domain(0, 260), compact=compact),
+            "zero": {"type": "number", "minimum": 0, "maximum": 1},
+            "subnormal": {"type": "number", "minimum": 0, "maximum": 1},
+            "signs": {"enum": list(SIGNS)},
+            "all_equal": {"type": "boolean"},
+            "specials": {"type": "array", "maxItems": 4, "items": {
+                "type": "object", "properties": {"lane": {"type": "integer", "minimum": -lanes, "maximum": lanes - 1},
+                                                 "value": {"enum": list(BF16_SPECIALS)}},
+                "required": ["lane", "value"], "additionalProperties": False}},
+            "ties": {"type": "object", "properties": {"width": {"enum": [8, 4]},
+                                                      "lanes": {"type": "integer", "minimum": 1, "maximum": lanes},
+                                                      "parity": {"enum": ["odd", "even", "any"]}},
+                     "required": ["width"], "additionalProperties": False},
+        }
+    else:
+        ndim = len(f.shape)
+        index = {"anyOf": [{"type": "integer"}, {"enum": ["*", "random"]}]}
+        props = {
+            "elements": _int_schema(dom, compact=compact),
+            "per": {"enum": list(PER)},
+            "zero": {"type": "number", "minimum": 0, "maximum": 1},
+            "diag": {"type": "object", "properties": {
+                "axes": {"type": "array", "items": {"type": "integer", "minimum": 0, "maximum": ndim - 1},
+                         "minItems": 2, "maxItems": 2},
+                "value": _int_schema(dom, compact=compact), "off": _int_schema(dom, compact=compact)},
+                "required": ["axes", "value"], "additionalProperties": False},
+            "set": {"type": "array", "maxItems": 8, "items": {
+                "type": "object", "properties": {"at": {"type": "array", "items": index, "minItems": ndim, "maxItems": ndim},
+                                                 "value": _int_schema(dom, compact=compact)},
+                "required": ["at", "value"], "additionalProperties": False}},
+        }
+        if dom.lo < 0:
+            props["signs"] = {"enum": list(SIGNS)}
+    return {"type": "object", "properties": props, "additionalProperties": False}
+
+
+def program_schema(schema: TxnSchema, bin_names: list[str] | None = None, compact: bool = False) -> dict:
+    """JSON Schema of one program for ``schema`` (targets limited to ``bin_names`` when given)."""
+    fields: dict = {}
+    refs: list[str] = []
+    for f in schema.fields:
+        if f.shape:
+            fields[f.name] = _array_schema(f, compact)
+        else:
+            fields[f.name] = _int_schema(Domain.of(f), list(refs), compact)
+            if f.kind in ("int", "bits"):
+                refs.append(f.name)
+    target = {"enum": bin_names} if bin_names else {"type": "string"}
+    return {"type": "object", "properties": {
+        "targets": {"type": "array", "items": target, "minItems": 1, "maxItems": 4},
+        "count": {"type": "integer", "minimum": 1, "maximum": MAX_COUNT},
+        "fields": {"type": "object", "properties": fields, "additionalProperties": False}},
+        "required": ["targets", "fields"], "additionalProperties": False}
+
+
+def reply_schema(schema: TxnSchema, programs: int, bin_names: list[str] | None = None,
+                 profile: str = "compact") -> dict:
+    """JSON Schema of an LLM reply ``{"programs": [program, ...]}`` (1..``programs`` items), in
+    the given profile (see :data:`PROFILES`)."""
+    if profile not in PROFILES:
+        raise ValueError(f"schema profile must be one of {PROFILES}, got {profile!r}")
+    item = program_schema(schema, bin_names, compact=profile == "compact")
+    return {"type": "object", "properties": {"programs": {
+        "type": "array", "items": item, "minItems": 1, "maxItems": programs}},
+        "required": ["programs"], "additionalProperties": False}
+
+
+def describe_language(schema: TxnSchema) -> str:
+    """The language in a few lines, with the unit's own field names (for prompts)."""
+    scalars = [f.name for f in schema.fields if not f.shape]
+    arrays = [f for f in schema.fields if f.shape]
+    lines = [
+        "Answer with stimulus PROGRAMS, not raw values: a program says how to generate transactions, "
+        "and the test bench samples `count` transactions from it.",
+        'A program is {"targets": [bin names it aims at], "count": N (1..64), "fields": {field: spec}}; '
+        "a field left out is uniformly random.",
+        "Integer spec (any scalar field, and the elements of integer arrays): a number (constant), "
+        '{"range": [lo, hi]}, {"choice": [a, b, ...]}, "random", or "corners" (domain edges and special values)'
+        + (', or for a scalar {"ref": "<earlier field>", "add": k} (that field\'s value plus k)' if len(scalars) > 1 else "")
+        + ".",
+    ]
+    if any(f.kind != "bf16" for f in arrays):
+        lines.append(
+            'Integer array spec: {"elements": integer spec (drawn per element), "per": "element"|"row"|"array" '
+            '(one draw per element, per first-axis row, or one for the whole array), "zero": p (share of elements '
+            'forced to 0), "signs": "pos"|"neg"|"alternate"|"mixed", "diag": {"axes": [i, j], "value": v, "off": w} '
+            '(elements whose indices on axes i and j are equal get v, the others w), '
+            '"set": [{"at": [index per axis; -1 = last, "*" = all], "value": v}]}.')
+    if any(f.kind == "bf16" for f in arrays):
+        lines.append(
+            'BF16 block spec (one block per array): {"max_exp": integer spec (floor(log2 of the largest magnitude), '
+            f'{BF16_EXP_LO}..{BF16_EXP_HI}; below -126 is subnormal), "max_mant": 0..127, "max_lane": lane of the largest value, '
+            '"spread": how many binades below the max the other lanes go (0 = same binade), "zero": p, "subnormal": p '
+            '(share of lanes that are 0 / subnormal), "signs": "pos"|"neg"|"alternate"|"mixed", "all_equal": true, '
+            f'"specials": [{{"lane": i, "value": one of {list(BF16_SPECIALS)}}}], '
+            '"ties": {"width": 8 or 4, "lanes": n, "parity": "odd"|"even"} (n lanes exactly half-way between two '
+            'MXINT codes of that width, relative to the block max)}.')
+    lines.append("Fields: " + ", ".join(
+        f"{f.name} ({'array ' + 'x'.join(map(str, f.shape)) if f.shape else 'scalar'})" for f in schema.fields) + ".")
+    return "\n".join(lines)
+
+
+__all__ = ["program_schema", "reply_schema", "describe_language"]
