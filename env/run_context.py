@@ -173,6 +173,8 @@ class RunContext:
             self.results[tid].status = "dropped"
             self.completed += 1
             self._waiting.discard(tid)
+        if in_flight:
+            self._curve_point()
         if not self._waiting:
             self._batch_done.set()
 

@@ -22,3 +22,10 @@ def test_bad_eval_arguments_exit_2_naming_the_parameter(args, needle):
     assert r.returncode == 2, (r.stdout, r.stderr)
     assert needle in r.stderr
     assert "Traceback" not in r.stderr
+
+
+def test_strategies_lists_corner_random():
+    r = subprocess.run([sys.executable, "-m", "mxdv.cli", "strategies"], capture_output=True, text=True)
+    assert r.returncode == 0
+    line = next(x for x in r.stdout.splitlines() if x.startswith("corner_random "))
+    assert "never reads the plan" in line
