@@ -345,7 +345,8 @@ def markdown(spec: EvalSpec, rows: list[dict], unit_variant: str) -> str:
              f"Simulator {spec.sim}; seeds {spec.seeds[0]}..{spec.seeds[-1]}; budget {spec.budget} transactions "
              f"per run; stop at closure {'on' if spec.stop_at_closure else 'off'}. Transactions to X % are "
              "counted when the run's coverage first reaches X % (median over seeds, min..max in brackets; a "
-             "seed that never reached it counts as more than the budget).", "",
+             "seed that never reached it counts as more than the budget). Wall seconds are spent inside the "
+             "simulation (build and simulator start-up excluded); LLM tokens are prompt + completion.", "",
              "![closure curves](closure.png)", "",
              "| strategy | seeds closed | txns to 50 % | txns to 90 % | txns to 100 % | final coverage (median) "
              "| LLM calls to closure | LLM tokens to closure | tokens per newly covered bin | wall s (median) "
@@ -402,7 +403,7 @@ def plot(rows: list[dict], results: list[dict], path: Path, title: str) -> None:
     matplotlib.use("Agg")
     import matplotlib.pyplot as plt
 
-    axes_spec = [("txns", "transactions", True), ("wall_s", "wall seconds", False)]
+    axes_spec = [("txns", "transactions", True), ("wall_s", "wall seconds (in simulation)", True)]
     if any(r["llm"] for r in rows):
         axes_spec.append(("llm_tokens", "LLM tokens (prompt + completion)", False))
     fig, axes = plt.subplots(1, len(axes_spec), figsize=(6.5 * len(axes_spec), 4.8), squeeze=False)
@@ -418,8 +419,9 @@ def plot(rows: list[dict], results: list[dict], path: Path, title: str) -> None:
                 points = curve_points(r)
                 points[0] = {**points[0], key: points[0].get(key) or 0}  # the start is at 0 tokens
                 pts = [(float(p[key]), float(p["coverage"])) for p in points if p.get(key) is not None]
-                if logx:
-                    pts = [(max(x, 1.0), y) for x, y in pts]
+                if logx:  # a log axis cannot show 0: the start sits at the axis' left edge
+                    floor = 1.0 if key == "txns" else 0.01
+                    pts = [(max(x, floor), y) for x, y in pts]
                 if not pts:
                     continue
                 curves.append(pts)
