@@ -59,6 +59,7 @@ class StrategyTest(uvm_test):
         Clock(self.dut.clk, CLOCK_PERIOD_NS, unit="ns").start()
         collector = CoverageCollector(self.unit.plan)
         self.ctx = RunContext(self.unit, self.cfg, self.env, collector)
+        self.ctx.strategy = self.strategy
         error = None
         try:
             await self.env.reset(cycles=5)
@@ -92,7 +93,7 @@ class StrategyTest(uvm_test):
             "coverage_percent": round(collector.percent(), 3),
             "bins_total": len(self.unit.plan.bins), "holes": collector.uncovered(),
             "closure_txns": ctx.closure_txns,
-            "history": ctx.history, "wall_s": round(wall, 3),
+            "history": ctx.history, "coverage_curve": ctx.coverage_curve(), "wall_s": round(wall, 3),
             "txn_per_s": round(ctx.submitted / wall, 1) if wall > 0 else None,
             "strategy_stats": getattr(self.strategy, "stats", {}),
             "busy_cycles": ctx.busy_cycles, "work": ctx.work, "work_label": self.unit.work_label,

@@ -61,6 +61,11 @@ class RunContext:
         self.busy_cycles = 0
         self.work = 0.0
         self.results: dict[int, TxnResult] = {}
+        #: The running strategy (set by the test); its ``stats`` give LLM calls and tokens.
+        self.strategy = None
+        #: Coverage after every transaction, compacted (see :meth:`coverage_curve`).
+        self._curve: list[list] = []
+        self._curve_last: list | None = None
         self._waiting: set[int] = set()
         self._batch_done = Event()
         self._batches = 0
@@ -168,6 +173,8 @@ class RunContext:
             self.results[tid].status = "dropped"
             self.completed += 1
             self._waiting.discard(tid)
+        if in_flight:
+            self._curve_point()
         if not self._waiting:
             self._batch_done.set()
 
@@ -177,6 +184,7 @@ class RunContext:
         res.new_bins = self.collector.sample(self.unit.sample(res.txn))
         self.completed += 1
         self._check_closure()
+        self._curve_point()
         self._waiting.discard(tid)
         if not self._waiting:
             self._batch_done.set()
@@ -192,10 +200,45 @@ class RunContext:
     def _sample_env(self, names: set[str]) -> None:
         self.collector.sample(names)
         self._check_closure()
+        self._curve_point()
 
     def _check_closure(self) -> None:
         if self.closure_txns is None and self.collector.percent() >= 100.0:
             self.closure_txns = max(self.completed, 1)
+
+    # -- the closure curve -----------------------------------------------------------------
+    CURVE_FIELDS = ("txns", "coverage", "wall_s", "llm_tokens", "llm_calls")
+
+    def _llm_so_far(self) -> tuple[int | None, int | None]:
+        """(tokens, calls) the strategy reports so far; (None, None) when it reports none."""
+        stats = getattr(self.strategy, "stats", None)
+        if not isinstance(stats, dict) or not ({"prompt_tokens", "completion_tokens"} & set(stats)):
+            return None, None
+        tokens = int(stats.get("prompt_tokens") or 0) + int(stats.get("completion_tokens") or 0)
+        calls = stats.get("replies")
+        return tokens, (int(calls) if isinstance(calls, (int, float)) else None)
+
+    def _curve_point(self) -> None:
+        """Record coverage after a completed transaction (or an environment bin): a point is
+        kept when coverage changed; the latest point is kept apart and added at the end."""
+        pct = round(self.collector.percent(), 3)
+        tokens, calls = self._llm_so_far()
+        point = [self.completed, pct, round(time.monotonic() - self._t0, 3), tokens, calls]
+        if not self._curve or self._curve[-1][1] != pct:
+            if self._curve and self._curve[-1][0] == self.completed:
+                self._curve[-1] = point        # same transaction: keep only its final coverage
+            else:
+                self._curve.append(point)
+        self._curve_last = point
+
+    def coverage_curve(self) -> dict:
+        """``{"fields": CURVE_FIELDS, "points": [[txns, coverage %, wall s, LLM tokens, LLM
+        calls], ...]}``: every point where coverage changed plus the last one (tokens and calls
+        are None for strategies that call no LLM)."""
+        points = list(self._curve)
+        if self._curve_last is not None and (not points or points[-1] != self._curve_last):
+            points.append(self._curve_last)
+        return {"fields": list(self.CURVE_FIELDS), "points": points}
 
     # -- reporting ------------------------------------------------------------------------
     def replay_hint(self) -> str:

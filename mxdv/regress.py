@@ -225,7 +225,11 @@ def closure_table(results: list[dict], merged: dict[str, dict] | None = None) ->
              "|---|---|---|---|---|---|---|---|---|---|"]
     best: dict[str, tuple[float, str]] = {}
     notes = []
+    from mxdv.labels import is_standin, row_label
+
     for (unit, strategy), rs in sorted(groups.items()):
+        standin = any(is_standin(r) for r in rs)  # labelled, and never the best
+        label = row_label(strategy, rs)
         closed = [r["closure_txns"] for r in rs if r.get("closure_txns")]
         budget = rs[0]["job"]["budget"]
         cov = statistics.median(r.get("coverage_percent", 0.0) for r in rs)
@@ -233,14 +237,14 @@ def closure_table(results: list[dict], merged: dict[str, dict] | None = None) ->
         if len(closed) == len(rs):
             med = statistics.median(closed)
             txt, span = f"{med:g}", f"{min(closed)}..{max(closed)}"
-            if unit not in best or med < best[unit][0]:
+            if not standin and (unit not in best or med < best[unit][0]):
                 best[unit] = (med, strategy)
         else:
             txt, span = f"not closed within {budget}", (f"{min(closed)}..{max(closed)}" if closed else "-")
-        lines.append(f"| {unit} | {strategy} | {len(rs)} | {len(closed)}/{len(rs)} | {txt} | {span} | {cov:.1f}% | "
+        lines.append(f"| {unit} | {label} | {len(rs)} | {len(closed)}/{len(rs)} | {txt} | {span} | {cov:.1f}% | "
                      f"{budget} | {statistics.median(rates):.0f} | {sum(1 for r in rs if failed(r))} |"
                      if rates else
-                     f"| {unit} | {strategy} | {len(rs)} | {len(closed)}/{len(rs)} | {txt} | {span} | {cov:.1f}% | {budget} | - | {sum(1 for r in rs if failed(r))} |")
+                     f"| {unit} | {label} | {len(rs)} | {len(closed)}/{len(rs)} | {txt} | {span} | {cov:.1f}% | {budget} | - | {sum(1 for r in rs if failed(r))} |")
     for unit, (med, strategy) in sorted(best.items()):
         rnd = groups.get((unit, "random"))
         if not rnd:

@@ -10,7 +10,7 @@ from __future__ import annotations
 
 from dataclasses import dataclass, field
 
-STRATEGIES = ("random", "constrained", "hypothesis", "llm")
+STRATEGIES = ("random", "corner_random", "constrained", "hypothesis", "llm")
 
 
 @dataclass(frozen=True)
@@ -58,7 +58,7 @@ class Suite:
 
 
 SUITES = {
-    "smoke": Suite("smoke", "Every unit variant x the four strategies x 5 seeds, each until the plan "
+    "smoke": Suite("smoke", "Every unit variant x the five strategies x 5 seeds, each until the plan "
                    "closes or the budget is spent: the nightly regression and the closure tables.", seeds=5),
     "quick": Suite("quick", "One seed per strategy at 5% of the budgets: a quick sanity check.",
                    seeds=1, budget_scale=0.05),

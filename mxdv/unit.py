@@ -53,7 +53,7 @@ class Unit(ABC):
     #: datapaths here); cell counts are then pre-ABC generic cells.
     synth_noabc: ClassVar[bool] = False
     #: Transaction budget per strategy in the regression suites.
-    budgets: ClassVar[dict[str, int]] = {"random": 10000, "constrained": 2000, "hypothesis": 2000, "llm": 1000}
+    budgets: ClassVar[dict[str, int]] = {"random": 10000, "corner_random": 10000, "constrained": 2000, "hypothesis": 2000, "llm": 1000}
 
     def __init__(self, **parameters: int):
         unknown = set(parameters) - set(self.default_parameters)

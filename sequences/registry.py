@@ -28,6 +28,7 @@ if TYPE_CHECKING:  # pragma: no cover
 
 _REGISTRY: dict[str, type["Strategy"]] = {}
 BUILTIN_MODULES = ("mxdv.sequences.random_strategy", "mxdv.sequences.constrained",
+                   "mxdv.sequences.corner_random",
                    "mxdv.sequences.hypothesis_strategy", "mxdv.sequences.replay",
                    "mxdv.llm_stimuli.strategy")
 

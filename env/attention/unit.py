@@ -41,7 +41,7 @@ class AttentionUnit(Unit):
         "key makes the whole row NaN (0x7FC0), a visible NaN V block makes its columns NaN.")
     #: Head dimensions 32 and 64 (the latter with MXINT4 KV) join the default D=16 in the suites.
     regress_variants = ("attention:D=32", "attention:D=64,KB=4")
-    budgets = {"random": 400, "constrained": 200, "hypothesis": 200, "llm": 200}
+    budgets = {"random": 400, "corner_random": 400, "constrained": 200, "hypothesis": 200, "llm": 200}
 
     def validate_parameters(self) -> None:
         p = self.parameters

@@ -37,7 +37,7 @@ class SystolicArrayUnit(Unit):
     #: Tiles cost ~30 ms each in simulation, so budgets stay near what the comparison needs:
     #: the best strategy closes in well under 100 tiles, and a random budget of more than 10x
     #: that settles the closure-table target whether or not random closes.
-    budgets = {"random": 1000, "constrained": 1000, "hypothesis": 1000, "llm": 500}
+    budgets = {"random": 1000, "corner_random": 1000, "constrained": 1000, "hypothesis": 1000, "llm": 500}
     #: The largest K (in blocks) the stimulus drives: the plan's "K = maximum".
     max_kblocks = MAX_KBLOCKS
     description = (
