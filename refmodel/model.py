@@ -29,7 +29,7 @@ from mxdv.refmodel import layers
 from mxdv.refmodel.attention import golden_attention, mx_attention
 from mxdv.refmodel.config import ModelConfig, QuantConfig
 from mxdv.refmodel.gemm import mx_matmul
-from mxdv.refmodel.kv_cache import FloatKVCache, MXKVCache
+from mxdv.refmodel.kv_cache import FloatKVCache, MXKVCache, to_bf16
 from mxdv.refmodel.mx import MXTensor, quantize_mx
 from mxdv.refmodel.weights import check_weights
 
@@ -106,9 +106,10 @@ class QuantizedPath:
         return quantize_mx(w, fmt=q.fmt, block_size=q.block_size, axis=0)
 
     def activation(self, x: np.ndarray) -> MXTensor:
-        """float32 ``[..., features]`` quantized along features (one block row per token)."""
+        """float32 ``[..., features]`` rounded to BF16 (RNE; the quantizer's input format), then
+        quantized along features (one block row per token). NUMERICS.md rule S0."""
         q = self.quant.activations
-        return quantize_mx(np.asarray(x, dtype=np.float32), fmt=q.fmt, block_size=q.block_size, axis=-1)
+        return quantize_mx(to_bf16(x), fmt=q.fmt, block_size=q.block_size, axis=-1)
 
     def matmul(self, a: MXTensor, w: MXTensor) -> np.ndarray:
         return mx_matmul(a, w)
