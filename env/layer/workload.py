@@ -253,3 +253,20 @@ def _steps(wl: Workload, total: int, pad: int) -> list[Step]:
 def cosine(a: np.ndarray, b: np.ndarray) -> float:
     a, b = np.asarray(a, np.float64).ravel(), np.asarray(b, np.float64).ravel()
     return float(a @ b / (np.linalg.norm(a) * np.linalg.norm(b)))
+
+
+def write_checkpoint(folder: Path, seed: int = 3, **overrides) -> Path:
+    """A seeded checkpoint folder (``config.json`` + ``model.safetensors``) for ``--model
+    PATH``; default: the reduced GQA decoder of the tests (hidden 64, 2 query heads of 32,
+    1 KV head, intermediate 64, 1 layer, vocab 64); ``overrides`` are ModelConfig fields."""
+    from mxdv.refmodel.weights import save_safetensors
+
+    kw = dict(model_type="llama", vocab_size=64, hidden_size=64, intermediate_size=64, num_hidden_layers=1,
+              num_attention_heads=2, num_key_value_heads=1, max_position_embeddings=64)
+    kw.update(overrides)
+    config = ModelConfig(**kw)
+    folder = Path(folder)
+    folder.mkdir(parents=True, exist_ok=True)
+    (folder / "config.json").write_text(json.dumps(config.to_dict()))
+    save_safetensors(random_weights(config, seed), folder / "model.safetensors")
+    return folder
