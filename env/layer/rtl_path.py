@@ -107,6 +107,9 @@ class RTLPath(TracedPath):
         self.stop_on_mismatch = stop_on_mismatch
         self._last_gemm_op = "gemm"
 
+    def after_record(self, rec) -> None:
+        self._check_stop()
+
     def _check_stop(self) -> None:
         if self.stop_on_mismatch:
             for lane in self.lanes.values():
@@ -115,21 +118,15 @@ class RTLPath(TracedPath):
 
     # -- quantizer ------------------------------------------------------------------------
     def quantize(self, x, fmt: str, what: str) -> MXTensor:
-        out = _quantize_on_rtl(self, np.asarray(x), fmt, what)
-        self._check_stop()
-        return out
+        return _quantize_on_rtl(self, np.asarray(x), fmt, what)
 
     # -- systolic array -------------------------------------------------------------------
     def gemm(self, a: MXTensor, w: MXTensor, columns: list) -> np.ndarray:
-        out = _gemm_on_rtl(self, a, w, columns)
-        self._check_stop()
-        return out
+        return _gemm_on_rtl(self, a, w, columns)
 
     # -- attention ------------------------------------------------------------------------
     def attend(self, q, k, v, *, causal, q_offset, kv_len, group) -> np.ndarray:
-        out = _attend_on_rtl(self, q, k, v, causal=causal, q_offset=q_offset, kv_len=kv_len, group=group)
-        self._check_stop()
-        return out
+        return _attend_on_rtl(self, q, k, v, causal=causal, q_offset=q_offset, kv_len=kv_len, group=group)
 
 
 @resume

@@ -91,7 +91,11 @@ class TracedPath(QuantizedPath):
     def _record(self, kind: str, op: str, value, columns=()) -> Record:
         rec = Record(kind, op, value, self.step, list(columns))
         self.records.append(rec)
+        self.after_record(rec)
         return rec
+
+    def after_record(self, rec: Record) -> None:
+        """Called after each op is recorded (RTLPath stops here on a mismatch)."""
 
     def activation(self, x: np.ndarray) -> MXTensor:
         t = self.quantize(x, self.quant.activations.fmt, "activation")
@@ -105,7 +109,9 @@ class TracedPath(QuantizedPath):
         if last is not None and last.kind == "quantize" and last.value is a:
             last.op = f"{name} input"
         y = self.gemm(a, w, columns)
-        self._record("gemm", name, y, columns).k = int(a.elements.shape[-1])
+        rec = Record("gemm", name, y, self.step, list(columns), int(a.elements.shape[-1]))
+        self.records.append(rec)
+        self.after_record(rec)
         return y
 
     def attention(self, q, cache, *, causal: bool, q_offset: int, kv_len, group: int) -> np.ndarray:
