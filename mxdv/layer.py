@@ -135,6 +135,9 @@ def format_result(r: dict) -> str:
     lines.append("")
     lines.append("workload coverage (unit plans sampled on the layer's traffic):")
     for name, c in r["coverage"].items():
-        lines.append(f"  {name}: {len(c['hit'])}/{c['bins']} bins hit ({c['percent']}%); never hit: "
-                     + (", ".join(c["never_hit"]) or "none"))
+        data = [b for b in c["never_hit"] if not b.startswith("protocol.")]
+        proto = [b for b in c["never_hit"] if b.startswith("protocol.")]
+        lines.append(f"  {name}: {len(c['hit'])}/{c['bins']} bins hit ({c['percent']}%); data bins never hit: "
+                     + (", ".join(data) or "none")
+                     + (f"; protocol bins never hit (environment stress, not data): {len(proto)}" if proto else ""))
     return "\n".join(lines)
