@@ -117,8 +117,8 @@ def format_result(r: dict) -> str:
                  f" (unit mismatches: {sum(u['mismatches'] for u in r['per_unit'].values())})")
     if r.get("first_difference"):
         lines.append(f"first difference: {r['first_difference']}")
-    for m in r.get("unit_mismatches", [])[:3]:
-        lines.append(m)
+    for m in r.get("unit_mismatches", [])[:2]:  # the full reports (with the input) are in result.json
+        lines.extend(x for x in m.splitlines() if not x.lstrip().startswith(("input:", "replay:")))
     if r.get("error"):
         lines.append(f"error: {r['error']}")
     a = r.get("accuracy")
