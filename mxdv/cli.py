@@ -105,6 +105,21 @@ def build_parser() -> argparse.ArgumentParser:
     sub.add_parser("units", help="list units")
     s = sub.add_parser("strategies", help="list strategies")
     s.add_argument("--plugin", action="append", default=[])
+
+    ly = sub.add_parser("layer", help="run one transformer layer on the three RTL units, bit for bit "
+                                      "against the quantized stack")
+    ly.add_argument("--model", default="tiny-llama", help="minilm, tiny-llama, or a checkpoint folder PATH")
+    ly.add_argument("--layer", type=_positive("--layer"), default=0)
+    ly.add_argument("--tokens", type=int, default=8, help="encoder: tokens; decoder: prefill tokens")
+    ly.add_argument("--decode", type=int, default=None, help="decoder: decode steps after the prefill (default 2)")
+    ly.add_argument("--pad", type=int, default=None, help="encoder: trailing padding tokens (default 2)")
+    ly.add_argument("--quant", default="W8A8KV8", help="W8A8KV8 (default), W4A8KV8 or W4A8KV4")
+    ly.add_argument("--sim", default="verilator", help="verilator (default) or icarus")
+    ly.add_argument("--seed", type=int, default=1, help="input tokens and environment timing")
+    ly.add_argument("--idle-prob", type=float, default=0.0)
+    ly.add_argument("--backpressure-prob", type=float, default=0.0)
+    ly.add_argument("--stop-on-mismatch", action="store_true")
+    ly.add_argument("--out", default=None, help="run directory (default runs/layer-<model>-<time>)")
     return p
 
 
@@ -113,7 +128,7 @@ def main(argv: list[str] | None = None) -> int:
     args = parser.parse_args(argv)
     try:
         return {"run": cmd_run, "regress": cmd_regress, "eval": cmd_eval, "plan": cmd_plan,
-                "units": cmd_units, "strategies": cmd_strategies}[args.command](args)
+                "units": cmd_units, "strategies": cmd_strategies, "layer": cmd_layer}[args.command](args)
     except (UsageError, ValueError) as exc:
         print(f"mxdv {args.command}: error: {exc}", file=sys.stderr)
         return EXIT_USAGE
@@ -265,6 +280,31 @@ def cmd_strategies(args) -> int:
     for name in strategy_names(args.plugin):
         print(f"{name:14} {get_strategy(name).summary}")
     return EXIT_OK
+
+
+def cmd_layer(args) -> int:
+    from mxdv.env.layer.workload import LayerRequest
+    from mxdv.layer import LayerRunFailed, format_progress, format_result, run_layer, validate
+
+    _check_sim(args.sim)
+    out = args.out or f"runs/layer-{Path(args.model).name}-{time.strftime('%Y%m%d-%H%M%S')}"
+    decode = args.decode
+    if decode is None:
+        decode = 0 if args.model == "minilm" else 2
+    req = LayerRequest(model=args.model, layer=args.layer, tokens=args.tokens, decode=decode, pad=args.pad,
+                       quant=args.quant, seed=args.seed, sim=args.sim, run_dir=out, idle_prob=args.idle_prob,
+                       backpressure_prob=args.backpressure_prob, stop_on_mismatch=args.stop_on_mismatch)
+    wl = validate(req)  # bad input: ValueError naming the parameter, before any build
+    print(f"mxdv layer: {wl.description}, layer {req.layer}, {req.quant}, RTL {wl.hardware}", flush=True)
+    try:
+        r = run_layer(req, progress=lambda p: print(format_progress(p), flush=True), log=print)
+    except LayerRunFailed as exc:
+        print(f"mxdv layer: {exc}", file=sys.stderr)
+        return EXIT_FAIL
+    print(format_result(r))
+    print(f"results: {r['run_dir']}")
+    ok = r["bit_exact"] and not r["unit_mismatches"] and not r["error"]
+    return EXIT_OK if ok else EXIT_FAIL
 
 
 if __name__ == "__main__":

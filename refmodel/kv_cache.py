@@ -9,11 +9,18 @@ written in one prefill holds exactly the codes of the same sequence written toke
 """
 from __future__ import annotations
 
+import ml_dtypes
 import numpy as np
 
 from mxdv.refmodel.mx import MXTensor, quantize_mx
 
-__all__ = ["FloatKVCache", "MXKVCache"]
+__all__ = ["FloatKVCache", "MXKVCache", "to_bf16"]
+
+
+def to_bf16(x) -> np.ndarray:
+    """float32 (or wider) values rounded to BF16 with round-to-nearest-even (float64 inputs are
+    first rounded to float32): what the host hands the quantizer unit (NUMERICS.md rule S0)."""
+    return np.asarray(x, dtype=np.float32).astype(ml_dtypes.bfloat16)
 
 
 class _RowStore:
@@ -97,10 +104,12 @@ class MXKVCache:
         """Quantize and append ``T`` tokens: ``k``, ``v`` float32 ``[B, H_kv, T, head_dim]``.
 
         Only the new rows are quantized (per token, along head_dim); older rows are untouched.
+        Like every activation, K and V are rounded to BF16 first (NUMERICS.md rule S0: the
+        quantizer unit takes BF16).
         """
         _check_rows(k, v)
-        kq = quantize_mx(np.asarray(k, np.float32), fmt=self.fmt, block_size=self.block_size, axis=-1)
-        vq = quantize_mx(np.asarray(v, np.float32), fmt=self.fmt, block_size=self.block_size, axis=-1)
+        kq = quantize_mx(to_bf16(k), fmt=self.fmt, block_size=self.block_size, axis=-1)
+        vq = quantize_mx(to_bf16(v), fmt=self.fmt, block_size=self.block_size, axis=-1)
         self._store.append({"k_codes": kq.elements, "k_scales": kq.scales,
                             "v_codes": vq.elements, "v_scales": vq.scales})
 

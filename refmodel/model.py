@@ -29,7 +29,7 @@ from mxdv.refmodel import layers
 from mxdv.refmodel.attention import golden_attention, mx_attention
 from mxdv.refmodel.config import ModelConfig, QuantConfig
 from mxdv.refmodel.gemm import mx_matmul
-from mxdv.refmodel.kv_cache import FloatKVCache, MXKVCache
+from mxdv.refmodel.kv_cache import FloatKVCache, MXKVCache, to_bf16
 from mxdv.refmodel.mx import MXTensor, quantize_mx
 from mxdv.refmodel.weights import check_weights
 
@@ -106,9 +106,10 @@ class QuantizedPath:
         return quantize_mx(w, fmt=q.fmt, block_size=q.block_size, axis=0)
 
     def activation(self, x: np.ndarray) -> MXTensor:
-        """float32 ``[..., features]`` quantized along features (one block row per token)."""
+        """float32 ``[..., features]`` rounded to BF16 (RNE; the quantizer's input format), then
+        quantized along features (one block row per token). NUMERICS.md rule S0."""
         q = self.quant.activations
-        return quantize_mx(np.asarray(x, dtype=np.float32), fmt=q.fmt, block_size=q.block_size, axis=-1)
+        return quantize_mx(to_bf16(x), fmt=q.fmt, block_size=q.block_size, axis=-1)
 
     def matmul(self, a: MXTensor, w: MXTensor) -> np.ndarray:
         return mx_matmul(a, w)
@@ -374,23 +375,36 @@ class BertEncoder:
                     or kv_len.min() < 1 or kv_len.max() > t:
                 raise ValueError(f"lengths must be {b} ints in [1, {t}], got {lengths!r}")
             kv_len = kv_len[:, None]  # broadcast over heads: [B, 1]
+        h = self.embed(ids, types)
+        for index in range(len(self.blocks)):
+            h = self.forward_block(index, h, kv_len)
+        return h
+
+    def embed(self, ids: np.ndarray, types: np.ndarray) -> np.ndarray:
+        """Embedding sum (word + token type + position) and the embedding LayerNorm."""
+        dt = self.path.dtype
+        t = ids.shape[1]
         emb = layers.residual_add(layers.embedding_lookup(self.word, ids, dt),
                                   layers.embedding_lookup(self.token_type, types, dt, "token_type_ids"), dt)
         emb = layers.residual_add(emb, layers.embedding_lookup(self.position, np.arange(t), dt)[None], dt)
-        h = self._layer_norm(emb, self.emb_norm)
-        heads = c.num_attention_heads
-        for block in self.blocks:
-            qkv = self._linear(h, block["qkv"], block["qkv_bias"])
-            q, k, v = (_split_heads(part, heads) for part in np.split(qkv, 3, axis=-1))
-            kv = path.new_kv_cache()
-            kv.append(k, v)
-            att = path.attention(q, kv, causal=False, q_offset=0, kv_len=kv_len, group=1)
-            o = self._linear(_merge_heads(np.asarray(att, dt)), block["o"], block["o_bias"])
-            h = self._layer_norm(layers.residual_add(o, h, dt), block["attn_norm"])
-            inter = self._gelu(self._linear(h, block["up"], block["up_bias"]))
-            out = self._linear(inter, block["down"], block["down_bias"])
-            h = self._layer_norm(layers.residual_add(out, h, dt), block["out_norm"])
-        return h
+        return self._layer_norm(emb, self.emb_norm)
+
+    def forward_block(self, index: int, h: np.ndarray, kv_len=None) -> np.ndarray:
+        """Encoder block ``index`` on hidden states ``h`` ``[B, T, hidden]``; ``kv_len`` ``[B, 1]``
+        (keys at positions >= kv_len are masked) or None."""
+        path, dt = self.path, self.path.dtype
+        block = self.blocks[index]
+        heads = self.config.num_attention_heads
+        qkv = self._linear(h, block["qkv"], block["qkv_bias"])
+        q, k, v = (_split_heads(part, heads) for part in np.split(qkv, 3, axis=-1))
+        kv = path.new_kv_cache()
+        kv.append(k, v)
+        att = path.attention(q, kv, causal=False, q_offset=0, kv_len=kv_len, group=1)
+        o = self._linear(_merge_heads(np.asarray(att, dt)), block["o"], block["o_bias"])
+        h = self._layer_norm(layers.residual_add(o, h, dt), block["attn_norm"])
+        inter = self._gelu(self._linear(h, block["up"], block["up_bias"]))
+        out = self._linear(inter, block["down"], block["down_bias"])
+        return self._layer_norm(layers.residual_add(out, h, dt), block["out_norm"])
 
 
 def build_model(config: ModelConfig, weights: dict[str, np.ndarray], path=None):

@@ -217,7 +217,7 @@ def test_random_tiny_config_is_seeded_and_valid():
 
 # ---------------------------------------------------------------------------------- model
 
-from mxdv.refmodel.kv_cache import FloatKVCache, MXKVCache  # noqa: E402
+from mxdv.refmodel.kv_cache import FloatKVCache, MXKVCache, to_bf16  # noqa: E402
 from mxdv.refmodel.model import (  # noqa: E402
     BertEncoder,
     Float32Path,
@@ -284,13 +284,13 @@ def test_mx_kv_cache_appends_without_requantizing():
     stepped.append(k[:, :, :4], v[:, :, :4])
     for t in range(4, 9):
         stepped.append(k[:, :, t:t + 1], v[:, :, t:t + 1])
-    ref = quantize_mx(k, fmt="mxint4", block_size=16, axis=-1)
+    ref = quantize_mx(to_bf16(k), fmt="mxint4", block_size=16, axis=-1)
     for cache in (whole, stepped):
         assert cache.length == 9
         np.testing.assert_array_equal(cache.keys().elements, ref.elements)
         np.testing.assert_array_equal(cache.keys().scales, ref.scales)
         np.testing.assert_array_equal(cache.values().elements,
-                                      quantize_mx(v, fmt="mxint4", block_size=16, axis=-1).elements)
+                                      quantize_mx(to_bf16(v), fmt="mxint4", block_size=16, axis=-1).elements)
     f = FloatKVCache(np.float64, capacity=1)
     f.append(k[:, :, :3], v[:, :, :3])
     f.append(k[:, :, 3:], v[:, :, 3:])
@@ -424,3 +424,19 @@ def test_bench_refmodel_measures_both_paths():
     assert "ratio quantized / float32" in out.getvalue()
     with pytest.raises(SystemExit):
         bench.main(["refmodel", "--repeats", "0"])
+
+
+def test_activations_and_kv_enter_the_quantizer_as_bf16():
+    """NUMERICS rule S0: the quantized path rounds float32 activations and K/V to BF16 (RNE)
+    before MX quantization, as the quantizer unit takes BF16. 1.9999999 rounds to 2.0 in BF16,
+    which moves the block's shared exponent: quantizing the float32 directly would differ."""
+    x = np.full((1, 32), 0.25, dtype=np.float32)
+    x[0, 0] = np.float32(1.9999999)
+    path = QuantizedPath(QuantConfig.preset("W8A8KV8"))
+    got = path.activation(x)
+    assert got.scales[0, 0] == 128 and got.elements[0, 0] == 64          # 2.0 = 64 * 2^(1-6)
+    direct = quantize_mx(x, fmt="mxint8", block_size=32, axis=-1)
+    assert direct.scales[0, 0] == 127                                    # what float32 gives
+    cache = path.new_kv_cache()
+    cache.append(x[None, None], x[None, None])
+    assert cache.keys().scales[0, 0, 0, 0] == 128
