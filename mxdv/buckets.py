@@ -104,6 +104,6 @@ def buckets_markdown(buckets: list[Bucket]) -> str:
     lines = ["| bucket (unit / check / field / class) | jobs | seeds | replay | waves |", "|---|---|---|---|---|"]
     for b in buckets:
         seeds = ", ".join(map(str, b.seeds[:12])) + (" ..." if len(b.seeds) > 12 else "")
-        waves = b.waves or (b.waves_note or "-")
+        waves = f"{b.waves} ({b.waves_note})" if b.waves else (b.waves_note or "-")
         lines.append(f"| {b.signature.replace('|', '/')} | {len(b.results)} | {seeds} | `{b.replay}` | {waves} |")
     return "\n".join(lines)

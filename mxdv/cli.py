@@ -111,6 +111,7 @@ def build_parser() -> argparse.ArgumentParser:
     rp.add_argument("job_dir", help="the job's run directory (as printed in a failure bucket)")
     rp.add_argument("--waves", action="store_true", help="record waves.fst")
     rp.add_argument("--out", default=None, help="run directory of the replay (default: <job_dir>-replay-<time>)")
+    rp.add_argument("--rtl-root", default=None, help="replay on other RTL (e.g. the fix) instead of the recorded MXDV_RTL_ROOT")
 
     sub.add_parser("units", help="list units")
     s = sub.add_parser("strategies", help="list strategies")
@@ -253,7 +254,7 @@ def cmd_replay(args) -> int:
     from mxdv.regress import failed
     from mxdv.replay import replay
 
-    original, result, diffs = replay(args.job_dir, waves=args.waves, out=args.out)
+    original, result, diffs = replay(args.job_dir, waves=args.waves, out=args.out, rtl_root=args.rtl_root)
     print(f"mxdv replay: {result.get('run_dir')}")
     print(f"  status       {result.get('status') or ('fail' if failed(result) else 'pass')}, "
           f"{result.get('transactions')} txns, {result.get('mismatches')} mismatches, error {result.get('error')}")

@@ -117,9 +117,9 @@ def versions() -> dict:
 
 
 def replay_command(result: dict, waves: bool = False) -> str:
-    """The command that reruns a job exactly (its recorded configuration and seed)."""
-    prefix = f"MXDV_RTL_ROOT={os.environ['MXDV_RTL_ROOT']} " if os.environ.get("MXDV_RTL_ROOT") else ""
-    return f"{prefix}mxdv replay {result.get('run_dir')}" + (" --waves" if waves else "")
+    """The command that reruns a job exactly: its run directory holds the whole job spec
+    (configuration, seed and environment such as ``MXDV_RTL_ROOT``)."""
+    return f"mxdv replay {result.get('run_dir')}" + (" --waves" if waves else "")
 
 
 def run_suite(args) -> int:
@@ -155,6 +155,7 @@ def run_suite(args) -> int:
                              getattr(args, "scheduler", None))
     print(f"mxdv regress: suite {suite.name}: {len(jobs)} jobs, sim {suite.sim}, seeds {seed_base}.. ({seed_note}), "
           f"{executor.description} -> {out}", flush=True)
+    executor.__enter__()  # a scheduler that cannot be reached ends the run here, before anything is recorded
     run_id = db.start_run(suite.name, seed_base, str(out), versions())
     print(f"  results db {db.path} (run {run_id}); reproduce with --seed-base {seed_base}", flush=True)
     env = {k: os.environ[k] for k in ("MXDV_RTL_ROOT", "MXDV_BUILD_DIR", "MXDV_LLM_BASE_URL") if k in os.environ}
@@ -166,19 +167,17 @@ def run_suite(args) -> int:
             specs = [{"job": asdict(j), "out": str(out), "plugins": plugins, "env": env,
                       "timeout_s": getattr(args, "job_timeout", None), "stop_at_closure": stop_at_closure,
                       "code_coverage": code_cov} for j in jobs]
-            with executor:
-                for r in _execute(executor, specs, len(jobs)):
-                    _record(db, run_id, r)
-                    results.append(r)
+            for r in _execute(executor, specs, len(jobs)):
+                _record(db, run_id, r)
+                results.append(r)
     except KeyboardInterrupt:
         status = "interrupted"
         print(f"\ninterrupted: keeping the {len(results)} finished job(s) of {len(jobs)}", flush=True)
-    buckets = []
+    finally:
+        executor.close()
+    buckets = bucketize(results, failed)
     if status == "finished" and not getattr(args, "no_waves", False):
-        buckets = bucketize(results, failed)
         _rerun_with_waves(db, buckets, out)
-    else:
-        buckets = bucketize(results, failed)
     db.finish_run(run_id, status)
     _write_outputs(out, suite.name, results, buckets, db, run_id, code_cov)
     bad = [r for r in results if failed(r)]

@@ -19,8 +19,10 @@ from pathlib import Path
 COMPARED = ("transactions", "checked", "dropped", "mismatches", "coverage_percent", "closure_txns")
 
 
-def replay(job_dir: str | Path, waves: bool = False, out: str | Path | None = None) -> tuple[dict, dict, list[str]]:
-    """Rerun; returns (original result, replay result, differences)."""
+def replay(job_dir: str | Path, waves: bool = False, out: str | Path | None = None,
+           rtl_root: str | None = None) -> tuple[dict, dict, list[str]]:
+    """Rerun; returns (original result, replay result, differences). ``rtl_root`` replaces
+    the recorded ``MXDV_RTL_ROOT`` (check a fix against the failing schedule)."""
     from mxdv.buckets import first_mismatch, signature
     from mxdv.job_exec import execute_job
     from mxdv.regress import failed, job_status
@@ -33,6 +35,8 @@ def replay(job_dir: str | Path, waves: bool = False, out: str | Path | None = No
     original = json.loads((job_dir / "job_result.json").read_text()) if (job_dir / "job_result.json").is_file() else {}
     target = Path(out) if out else job_dir.parent / f"{job_dir.name}-replay-{time.strftime('%Y%m%d-%H%M%S')}"
     spec.update(run_dir=str(target.resolve()), waves=waves, timeout_s=None)
+    if rtl_root is not None:
+        spec["env"] = {**(spec.get("env") or {}), "MXDV_RTL_ROOT": str(Path(rtl_root).resolve())}
     result = execute_job(spec)
     diffs = []
     for key in COMPARED:
