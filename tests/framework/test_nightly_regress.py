@@ -75,10 +75,13 @@ def test_junit_carries_seed_coverage_and_replay(nights):
     _, runs = nights
     cases = ET.parse(runs[0][0] / "junit.xml").getroot().findall("testcase")
     assert len(cases) == 2
-    props = {p.get("name"): p.get("value") for p in cases[0].find("properties")}
-    summary = {r["job"]["seed"]: r for r in json.loads((runs[0][0] / "summary.json").read_text())}
-    assert int(props["seed"]) in summary and props["replay"].startswith("mxdv replay ")
-    assert float(props["coverage_percent"]) == summary[int(props["seed"])]["coverage_percent"]
+    summary = {f"{r['job']['unit']}.{r['job']['strategy']}.{r['job']['test']}.s{r['job']['seed']}": r
+               for r in json.loads((runs[0][0] / "summary.json").read_text())}
+    for case in cases:
+        props = {p.get("name"): p.get("value") for p in case.find("properties")}
+        r = summary[case.get("name")]
+        assert int(props["seed"]) == r["job"]["seed"] and props["replay"] == f"mxdv replay {r['run_dir']}"
+        assert float(props["coverage_percent"]) == r["coverage_percent"] and props["status"] == "pass"
 
 
 def test_progress_lines_show_done_total_failures_and_eta(nights):
@@ -191,3 +194,41 @@ def test_ctrl_c_keeps_finished_jobs(tmp_path):
     assert conn.execute("SELECT status FROM runs").fetchone() == ("interrupted",)
     kept = conn.execute("SELECT COUNT(*) FROM jobs").fetchone()[0]
     assert 1 <= kept < 6 and len(json.loads((tmp_path / "o" / "summary.json").read_text())) == kept
+
+
+def _chromium(*args, timeout=120):
+    import shutil
+
+    exe = shutil.which("chromium")
+    assert exe, "Debian's chromium is missing: make install (scripts/install_system.sh) installs it"
+    return subprocess.run([exe, "--headless", "--no-sandbox", "--disable-gpu", "--hide-scrollbars", *args],
+                          capture_output=True, text=True, timeout=timeout)
+
+
+def test_report_renders_in_headless_chromium(nights, tmp_path):
+    import matplotlib.image
+    import numpy as np
+
+    _, runs = nights
+    report = runs[1][0] / "report.html"
+    text = report.read_text()
+    assert "<svg" in text and "http://" not in text.split("<svg")[0], "self-contained: inline SVG, no fetched assets"
+    shot = tmp_path / "shot.png"
+    r = _chromium("--window-size=1280,2000", f"--screenshot={shot}", report.as_uri())
+    assert shot.exists(), r.stderr[-2000:]
+    img = matplotlib.image.imread(shot)[:, :, :3]
+    assert img.shape[:2] == (2000, 1280)
+    assert (img.min(axis=2) < 0.9).mean() > 0.02, "the page is not blank"
+
+    def has_color(rgb, tol=0.08):
+        return int((np.abs(img - np.array(rgb) / 255).max(axis=2) < tol).sum())
+
+    assert has_color((31, 119, 180)) > 50, "the constrained closure curve (blue) is drawn"
+    assert has_color((214, 39, 40)) > 50, "the random closure curve (red) is drawn"
+    dom = _chromium("--dump-dom", report.as_uri()).stdout
+    for needle in ("mxdv regression report: suite quick", "Closure curves per strategy", "Coverage plan:",
+                   "Failure buckets (0)", "Trend over nights", "RTL code coverage", "exp.clamped_low"):
+        assert needle in dom, needle
+    conn = sqlite3.connect(nights[0])
+    bases = [str(b) for (b,) in conn.execute("SELECT seed_base FROM runs ORDER BY id LIMIT 2")]
+    assert all(b in dom for b in bases), "the trend table lists both nights"
