@@ -14,6 +14,7 @@ from __future__ import annotations
 
 import contextlib
 import logging
+import warnings
 from typing import Callable, Iterable, Iterator
 
 
@@ -49,7 +50,8 @@ class DaskExecutor:
                                     f"({type(exc).__name__}: {exc})") from exc
             return self
         with dask.config.set({"distributed.scheduler.allowed-failures": 0,
-                              "distributed.worker.daemon": False}):
+                              "distributed.worker.daemon": False}), warnings.catch_warnings():
+            warnings.simplefilter("ignore")  # "port 8787 is in use": another cluster on this machine
             # daemon=False: a worker may start child processes (each job runs in one).
             self.cluster = LocalCluster(n_workers=self.workers, threads_per_worker=1, processes=True,
                                         dashboard_address=None, silence_logs=logging.ERROR)
