@@ -106,7 +106,7 @@ def merge_results(out: Path, results: list[dict]) -> dict[str, dict]:
 def summary_markdown(summary: dict[str, dict], max_lines: int = 40) -> str:
     if not summary:
         return "No code coverage (no job wrote coverage.dat)."
-    lines = ["| unit | jobs | all points | line | branch | expr | toggle | uncovered line/branch points |",
+    lines = ["| unit | jobs | all points | line | branch | expr | toggle | uncovered line/branch/expr points |",
              "|---|---|---|---|---|---|---|---|"]
 
     def cell(s, t):

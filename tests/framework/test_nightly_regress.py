@@ -175,7 +175,8 @@ def test_ctrl_c_keeps_finished_jobs(tmp_path):
     db = tmp_path / "r.db"
     cmd = [sys.executable, "-m", "mxdv.cli", "regress", "--suite", "quick", "--units", "quantizer", "--sim", "icarus",
            "--strategies", "constrained,random", "--seeds", "3", "--jobs", "1", "--db", str(db), "--out", str(tmp_path / "o")]
-    proc = subprocess.Popen(cmd, stdout=subprocess.PIPE, stderr=subprocess.STDOUT, text=True, start_new_session=True)
+    log = tmp_path / "regress.log"  # a file, not a pipe: nothing waits on the workers' copies of it
+    proc = subprocess.Popen(cmd, stdout=log.open("w"), stderr=subprocess.STDOUT, start_new_session=True)
     deadline = time.monotonic() + 300
     n = 0
     while time.monotonic() < deadline and n == 0:
@@ -187,7 +188,12 @@ def test_ctrl_c_keeps_finished_jobs(tmp_path):
                 pass
     assert n >= 1, "no job finished"
     os.killpg(proc.pid, signal.SIGINT)  # what Ctrl-C in a terminal does: the whole process group
-    out, _ = proc.communicate(timeout=120)
+    try:
+        proc.wait(timeout=300)
+    finally:
+        if proc.poll() is None:
+            os.killpg(proc.pid, signal.SIGKILL)
+    out = log.read_text()
     assert proc.returncode == 130, out[-3000:]
     assert "interrupted: keeping the" in out
     conn = sqlite3.connect(db)
