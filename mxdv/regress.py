@@ -246,7 +246,7 @@ def _rerun_with_waves(db, buckets, out: Path) -> None:
 
     for i, b in enumerate(buckets, 1):
         first = b.first
-        if first.get("status") in ("timeout",) or str(first.get("error", "")).startswith(("BuildFailed", "WorkerDied")):
+        if first.get("status") == "timeout" or " | build | " in b.signature or str(first.get("error", "")).startswith("WorkerDied"):
             b.waves_note = "no waves (the job did not simulate to the end)"
             continue
         spec_file = Path(first["run_dir"]) / "job_spec.json"
