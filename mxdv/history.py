@@ -7,6 +7,8 @@ failure signatures seen.
 """
 from __future__ import annotations
 
+import statistics
+
 from mxdv.results_db import ResultsDB
 
 
@@ -37,7 +39,8 @@ def trend(db: ResultsDB, unit: str | None = None, last: int | None = None) -> li
                          "passed": sum(j["status"] == "pass" for j in js),
                          "failed": sum(j["status"] != "pass" for j in js),
                          "seeds": sorted({j["seed"] for j in js}),
-                         "night_percent": night, "accumulated_percent": acc, "accumulated_holes": holes,
+                         "night_percent": night,
+                         "median_job_percent": statistics.median(j["coverage_percent"] or 0.0 for j in js), "accumulated_percent": acc, "accumulated_holes": holes,
                          "wall_s": sum(j["wall_s"] or 0 for j in js)})
     return rows
 

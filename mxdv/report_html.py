@@ -77,6 +77,8 @@ def trend_svg(rows: list[dict], variant: str) -> str | None:
     ax2 = ax.twinx()
     ax2.bar(x, [r["failed"] for r in rows], alpha=0.25, color="#d62728", width=0.4, label="failed jobs")
     ax2.set_ylabel("failed jobs")
+    ax2.set_ylim(0, max(1, max(r["failed"] for r in rows)) * 1.1)
+    ax.plot(x, [r["median_job_percent"] for r in rows], "^:", label="median job coverage")
     ax.set_xlabel("run")
     ax.set_ylabel("coverage %")
     ax.set_ylim(0, 102)
