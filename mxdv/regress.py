@@ -134,6 +134,10 @@ def run_suite(args) -> int:
     if args.sim:
         suite = replace(suite, sim=args.sim)
     jobs = select_jobs(args, suite)
+    if getattr(args, "job_timeout", None) is not None and args.job_timeout <= 0:
+        raise ValueError(f"--job-timeout must be > 0 seconds, got {args.job_timeout}")
+    if getattr(args, "fixed_budget", None) == 0:
+        raise ValueError("--fixed-budget must be > 0 transactions")
     fixed = getattr(args, "fixed_budget", None) or getattr(suite, "fixed_budget", None)
     stop_at_closure = not (getattr(args, "no_stop_at_closure", False) or fixed
                            or not getattr(suite, "stop_at_closure", True))

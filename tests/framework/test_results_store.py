@@ -100,3 +100,22 @@ def test_code_coverage_merge_sums_points_and_lists_uncovered_lines(tmp_path):
     (tmp_path / "bad.dat").write_text("# SystemC::Coverage-3\nnonsense\n")
     with pytest.raises(ValueError, match="bad.dat:2: not a Verilator coverage line"):
         merge([tmp_path / "bad.dat"])
+
+
+@pytest.mark.parametrize("args, needle", [
+    (["--job-timeout", "-1"], "--job-timeout must be > 0"),
+    (["--fixed-budget", "0"], "--fixed-budget must be > 0"),
+    (["--seed-base", "5", "--seeds-from", "2026-01-01"], "--seed-base and --seeds-from: give one of them"),
+    (["--seeds-from", "1999-01-01"], "--seeds-from 1999-01-01: no run on that date"),
+    (["--executor", "slurm"], "--executor 'slurm': known executors are 'local'"),
+    (["--code-coverage", "--sim", "icarus"], "--code-coverage needs Verilator"),
+])
+def test_bad_regress_arguments_name_the_parameter(tmp_path, args, needle):
+    r = subprocess.run([sys.executable, "-m", "mxdv.cli", "regress", "--suite", "quick", "--units", "quantizer",
+                        "--db", str(tmp_path / "r.db"), "--out", str(tmp_path / "o"), *args], capture_output=True, text=True)
+    assert r.returncode == 2 and needle in r.stderr and "Traceback" not in r.stderr, r.stderr[-2000:]
+
+
+def test_replay_of_a_directory_without_a_job_spec_says_so(tmp_path):
+    r = subprocess.run([sys.executable, "-m", "mxdv.cli", "replay", str(tmp_path)], capture_output=True, text=True)
+    assert r.returncode == 2 and "no job_spec.json there" in r.stderr
