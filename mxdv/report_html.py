@@ -10,11 +10,12 @@ import io
 import time
 from pathlib import Path
 
+#: Closure-curve colors (used nowhere else on the page: the rendering test looks for them).
 STRATEGY_COLORS = {"random": "#d62728", "constrained": "#1f77b4", "hypothesis": "#2ca02c", "llm": "#9467bd"}
 
 CSS = """
 body { font-family: sans-serif; margin: 24px; color: #222; max-width: 1200px; }
-h1 { font-size: 24px; } h2 { font-size: 20px; border-bottom: 2px solid #1f77b4; padding-bottom: 4px; }
+h1 { font-size: 24px; } h2 { font-size: 20px; border-bottom: 2px solid #555; padding-bottom: 4px; }
 h3 { font-size: 16px; margin-top: 18px; }
 table { border-collapse: collapse; margin: 8px 0; font-size: 13px; }
 td, th { border: 1px solid #bbb; padding: 3px 8px; text-align: left; }
@@ -49,7 +50,7 @@ def closure_svg(results: list[dict], variant: str) -> str | None:
         s = r["job"]["strategy"]
         xs = [0] + [h[0] for h in r["history"]]
         ys = [0] + [h[1] for h in r["history"]]
-        ax.step(xs, ys, where="post", color=STRATEGY_COLORS.get(s, "#555"), alpha=0.8,
+        ax.step(xs, ys, where="post", color=STRATEGY_COLORS.get(s, "#555"), linewidth=1.8,
                 label=None if s in seen else s)
         seen.add(s)
     ax.set_xlabel("transactions")
@@ -72,13 +73,13 @@ def trend_svg(rows: list[dict], variant: str) -> str | None:
         return None
     fig, ax = plt.subplots(figsize=(7, 2.8))
     x = [r["run"] for r in rows]
-    ax.plot(x, [r["night_percent"] for r in rows], "o-", label="coverage that night")
-    ax.plot(x, [r["accumulated_percent"] for r in rows], "s--", label="accumulated over nights")
+    ax.plot(x, [r["night_percent"] for r in rows], "o-", color="#17becf", label="coverage that night")
+    ax.plot(x, [r["accumulated_percent"] for r in rows], "s--", color="#ff7f0e", label="accumulated over nights")
     ax2 = ax.twinx()
     ax2.bar(x, [r["failed"] for r in rows], alpha=0.25, color="#d62728", width=0.4, label="failed jobs")
     ax2.set_ylabel("failed jobs")
     ax2.set_ylim(0, max(1, max(r["failed"] for r in rows)) * 1.1)
-    ax.plot(x, [r["median_job_percent"] for r in rows], "^:", label="median job coverage")
+    ax.plot(x, [r["median_job_percent"] for r in rows], "^:", color="#7f7f7f", label="median job coverage")
     ax.set_xlabel("run")
     ax.set_ylabel("coverage %")
     ax.set_ylim(0, 102)

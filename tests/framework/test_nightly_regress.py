@@ -226,7 +226,7 @@ def test_report_renders_in_headless_chromium(nights, tmp_path):
     assert img.shape[:2] == (2000, 1280)
     assert (img.min(axis=2) < 0.9).mean() > 0.02, "the page is not blank"
 
-    def has_color(rgb, tol=0.08):
+    def has_color(rgb, tol=0.1):  # only the closure curves use these colors on the page
         return int((np.abs(img - np.array(rgb) / 255).max(axis=2) < tol).sum())
 
     assert has_color((31, 119, 180)) > 50, "the constrained closure curve (blue) is drawn"
