@@ -8,7 +8,7 @@ VENV   := .venv
 BIN    := $(VENV)/bin
 STAMP  := $(VENV)/.mxdv-installed
 JOBS   ?= 2
-APT_PACKAGES := iverilog g++ make perl python3 python3-venv
+APT_PACKAGES := iverilog g++ make perl python3 python3-venv liblz4-dev zlib1g-dev chromium
 
 .PHONY: install run test bench lint synth clean help
 

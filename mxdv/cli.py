@@ -83,6 +83,23 @@ def build_parser() -> argparse.ArgumentParser:
     g.add_argument("--stop-on-mismatch", action="store_true",
                    help="end each job at its first mismatch (bug hunting; closure numbers of failing jobs are then partial)")
     g.add_argument("--plugin", action="append", default=[], help="module or .py file with user strategies")
+    # nightly regression (issue 11): seeds, results store, control, executor, waves, code coverage
+    g.add_argument("--seed-base", type=_positive("--seed-base"), default=None,
+                   help="first seed (default: fresh seeds each run, recorded); reproduces a night exactly")
+    g.add_argument("--seeds-from", default=None, metavar="DATE|RUN",
+                   help="reuse the seeds of the last run on a UTC date (YYYY-MM-DD) or of a run id in --db")
+    g.add_argument("--no-stop-at-closure", action="store_true", help="every job spends its whole budget")
+    g.add_argument("--fixed-budget", type=_positive("--fixed-budget"), default=None,
+                   help="every job runs exactly N transactions, whatever its coverage")
+    g.add_argument("--db", default=None, help="SQLite results store (default: runs/results.db)")
+    g.add_argument("--job-timeout", type=float, default=None, metavar="SECONDS",
+                   help="per-job wall-clock limit; a job past it is ended and recorded as a timeout")
+    g.add_argument("--executor", default="local", help="'local': a Dask LocalCluster of --jobs workers (default)")
+    g.add_argument("--scheduler", default=None, metavar="ADDRESS",
+                   help="run on an existing Dask scheduler, e.g. tcp://head:8786 (see docs/nightly.md)")
+    g.add_argument("--no-waves", action="store_true", help="do not rerun each failure bucket's first job with waves")
+    g.add_argument("--code-coverage", action="store_true",
+                   help="build with Verilator --coverage and report line/branch/toggle coverage per unit")
 
     e = sub.add_parser("eval", help="measure coverage closure of strategies over seeds (curves, tables)")
     e.add_argument("--unit", required=True, help="unit name, optionally with RTL parameters: quantizer:BLOCK=16")
@@ -101,6 +118,16 @@ def build_parser() -> argparse.ArgumentParser:
     pl = sub.add_parser("plan", help="print a unit's coverage plan (markdown)")
     pl.add_argument("--unit", required=True)
     pl.add_argument("--write", action="store_true", help="write coverage/<unit>/plan.md instead of printing")
+
+    h = sub.add_parser("history", help="trends over past regressions from the results database")
+    h.add_argument("--unit", default=None, help="unit name or variant (default: every unit)")
+    h.add_argument("--db", default=None, help="SQLite results store (default: runs/results.db)")
+    h.add_argument("--last", type=_positive("--last"), default=None, help="only the last N runs")
+    rp = sub.add_parser("replay", help="rerun one regression job exactly (same schedule) and compare")
+    rp.add_argument("job_dir", help="the job's run directory (as printed in a failure bucket)")
+    rp.add_argument("--waves", action="store_true", help="record waves.fst")
+    rp.add_argument("--out", default=None, help="run directory of the replay (default: <job_dir>-replay-<time>)")
+    rp.add_argument("--rtl-root", default=None, help="replay on other RTL (e.g. the fix) instead of the recorded MXDV_RTL_ROOT")
 
     sub.add_parser("units", help="list units")
     s = sub.add_parser("strategies", help="list strategies")
@@ -128,7 +155,8 @@ def main(argv: list[str] | None = None) -> int:
     args = parser.parse_args(argv)
     try:
         return {"run": cmd_run, "regress": cmd_regress, "eval": cmd_eval, "plan": cmd_plan,
-                "units": cmd_units, "strategies": cmd_strategies, "layer": cmd_layer}[args.command](args)
+                "history": cmd_history, "replay": cmd_replay, "units": cmd_units,
+                "strategies": cmd_strategies, "layer": cmd_layer}[args.command](args)
     except (UsageError, ValueError) as exc:
         print(f"mxdv {args.command}: error: {exc}", file=sys.stderr)
         return EXIT_USAGE
@@ -224,11 +252,52 @@ def _print_summary(r: dict) -> None:
 
 
 def cmd_regress(args) -> int:
+    from mxdv.executors import ExecutorError
     from mxdv.regress import run_suite
+    from mxdv.results_db import ResultsDBError
 
     if args.sim:
         _check_sim(args.sim)
-    return run_suite(args)
+    try:
+        return run_suite(args)
+    except (ResultsDBError, ExecutorError) as exc:
+        raise UsageError(str(exc))
+
+
+def cmd_history(args) -> int:
+    from mxdv.history import history_text
+    from mxdv.results_db import DEFAULT_DB, ResultsDB, ResultsDBError
+
+    path = Path(args.db or DEFAULT_DB)
+    if not path.exists():
+        raise UsageError(f"--db {path}: no results database there (mxdv regress writes it)")
+    try:
+        db = ResultsDB(path)
+    except ResultsDBError as exc:
+        raise UsageError(str(exc))
+    if args.unit:
+        from mxdv.unit import get_unit
+        get_unit(args.unit)  # names a bad unit
+    print(history_text(db, args.unit, args.last))
+    return EXIT_OK
+
+
+def cmd_replay(args) -> int:
+    from mxdv.regress import failed
+    from mxdv.replay import replay
+
+    original, result, diffs = replay(args.job_dir, waves=args.waves, out=args.out, rtl_root=args.rtl_root)
+    print(f"mxdv replay: {result.get('run_dir')}")
+    print(f"  status       {result.get('status') or ('fail' if failed(result) else 'pass')}, "
+          f"{result.get('transactions')} txns, {result.get('mismatches')} mismatches, error {result.get('error')}")
+    print(f"  signature    {result.get('signature', '-')}")
+    if result.get("waves"):
+        from mxdv.waves import check_fst
+        print(f"  waves        {result['waves']} ({check_fst(result['waves'])[1]})")
+    if original:
+        print("  reproduced   " + ("yes: same transactions, checks, drops, mismatches and first mismatch"
+                                  if not diffs else "NO: " + "; ".join(diffs)))
+    return EXIT_FAIL if failed(result) or diffs else EXIT_OK
 
 
 def cmd_eval(args) -> int:

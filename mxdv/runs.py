@@ -25,14 +25,20 @@ class RunFailed(RuntimeError):
     """The simulation did not produce a result (crash, build error, hang)."""
 
 
-def build_for(unit: Unit, sim_name: str, log: Callable[[str], None] | None = None) -> Path:
-    return sim.build(unit.source_paths(), unit.toplevel, unit.parameters, sim_name, log=log)
+def build_for(unit: Unit, sim_name: str, log: Callable[[str], None] | None = None,
+              waves: bool = False, coverage: bool = False) -> Path:
+    return sim.build(unit.source_paths(), unit.toplevel, unit.parameters, sim_name, log=log,
+                     waves=waves, coverage=coverage)
 
 
 def run_one(cfg: RunConfig, test: str = DEFAULT_TEST,
             progress: Callable[[dict], None] | None = None,
-            log: Callable[[str], None] | None = None) -> dict:
+            log: Callable[[str], None] | None = None, waves: bool = False,
+            code_coverage: bool = False) -> dict:
     """Run one test of one unit with one strategy; returns the parsed ``result.json``.
+
+    ``waves`` records ``<run_dir>/waves.fst`` (both simulators); ``code_coverage`` (Verilator)
+    writes Verilator's ``<run_dir>/coverage.dat``.
 
     The simulator's own output goes to ``<run_dir>/sim.log``; ``progress`` is called with
     each line the running test appends to ``progress.jsonl``.
@@ -42,7 +48,7 @@ def run_one(cfg: RunConfig, test: str = DEFAULT_TEST,
     run_dir.mkdir(parents=True, exist_ok=True)
     cfg.run_dir = str(run_dir)
     try:
-        build_dir = build_for(unit, cfg.sim, log=log)
+        build_dir = build_for(unit, cfg.sim, log=log, waves=waves, coverage=code_coverage)
     except sim.BuildFailed as exc:
         raise RunFailed(str(exc)) from exc
     secret = cfg.strategy_options.pop("api_key", None)  # never written to disk: passed by env
@@ -61,7 +67,7 @@ def run_one(cfg: RunConfig, test: str = DEFAULT_TEST,
     t0 = time.monotonic()
     error = None
     try:
-        _run_quiet(build_dir, unit, cfg, run_dir, env, test)
+        _run_quiet(build_dir, unit, cfg, run_dir, env, test, waves)
     except (RuntimeError, SystemExit) as exc:  # the runner raises these when the simulator fails
         error = exc
     finally:
@@ -77,10 +83,19 @@ def run_one(cfg: RunConfig, test: str = DEFAULT_TEST,
     result["test"] = test
     result["sim_wall_s"] = round(time.monotonic() - t0, 3)
     result["results_xml_ok"] = error is None
+    if waves:
+        dump = run_dir / "dump.fst"  # Verilator's trace file name; Icarus writes waves.fst
+        if dump.exists():
+            dump.replace(run_dir / "waves.fst")
+        if (run_dir / "waves.fst").exists():
+            result["waves"] = str(run_dir / "waves.fst")
+    if code_coverage and (run_dir / "coverage.dat").exists():
+        result["code_coverage_file"] = str(run_dir / "coverage.dat")
     return result
 
 
-def _run_quiet(build_dir: Path, unit: Unit, cfg: RunConfig, run_dir: Path, env: dict, test: str) -> None:
+def _run_quiet(build_dir: Path, unit: Unit, cfg: RunConfig, run_dir: Path, env: dict, test: str,
+               waves: bool = False) -> None:
     """Run the simulator with its output in ``sim.log`` (the runner prints only there)."""
     from cocotb_tools.runner import get_runner
 
@@ -92,7 +107,8 @@ def _run_quiet(build_dir: Path, unit: Unit, cfg: RunConfig, run_dir: Path, env: 
                     build_dir=str(build_dir), test_dir=str(run_dir), extra_env=env,
                     testcase=test, seed=cfg.seed, results_xml=str(run_dir / "results.xml"),
                     timescale=sim.TIMESCALE, parameters=unit.parameters,
-                    log_file=str(run_dir / "sim.log"))
+                    log_file=str(run_dir / "sim.log"), waves=waves,
+                    plusargs=[f"+dumpfile_path={run_dir / 'waves.fst'}"] if waves and cfg.sim == "icarus" else [])
 
 
 def _follow(path: Path, callback: Callable[[dict], None], stop: threading.Event) -> None:

@@ -88,9 +88,12 @@ def verilator_env() -> Iterator[None]:
             os.environ["VERILATOR_ROOT"] = saved_root
 
 
-def _build_key(sources: list[Path], toplevel: str, parameters: Mapping[str, int], sim: str) -> str:
+def _build_key(sources: list[Path], toplevel: str, parameters: Mapping[str, int], sim: str,
+               waves: bool = False, coverage: bool = False) -> str:
     h = hashlib.sha256()
     h.update(json.dumps([toplevel, sorted(parameters.items()), sim]).encode())
+    if waves or coverage:  # plain builds keep their key
+        h.update(json.dumps({"waves": waves, "coverage": coverage}).encode())
     for src in sources:
         h.update(src.name.encode())
         h.update(src.read_bytes())
@@ -98,10 +101,15 @@ def _build_key(sources: list[Path], toplevel: str, parameters: Mapping[str, int]
 
 
 def build(sources: list[Path], toplevel: str, parameters: Mapping[str, int], sim: str,
-          build_root: Path | None = None, log=None) -> Path:
-    """Build (or reuse) a simulation model; returns the build directory."""
+          build_root: Path | None = None, log=None, waves: bool = False, coverage: bool = False) -> Path:
+    """Build (or reuse) a simulation model; returns the build directory.
+
+    ``waves``: trace support (FST on Verilator, an FST dump module on Icarus);
+    ``coverage``: Verilator line (with branch), toggle and expression coverage (Verilator only)."""
     check_simulator(sim)
-    key = _build_key(sources, toplevel, parameters, sim)
+    if coverage and sim != "verilator":
+        raise ValueError(f"code coverage needs --sim verilator (got {sim!r})")
+    key = _build_key(sources, toplevel, parameters, sim, waves, coverage)
     build_dir = (build_root or BUILD_ROOT) / sim / f"{toplevel}-{key}"
     stamp = build_dir / "mxdv-build.json"
     if stamp.exists():
@@ -111,11 +119,11 @@ def build(sources: list[Path], toplevel: str, parameters: Mapping[str, int], sim
         fcntl.flock(lock, fcntl.LOCK_EX)  # parallel test workers: one builds, the others wait
         if stamp.exists():
             return build_dir
-        _build_locked(sources, toplevel, parameters, sim, build_dir, log)
+        _build_locked(sources, toplevel, parameters, sim, build_dir, log, waves, coverage)
     return build_dir
 
 
-def _build_locked(sources, toplevel, parameters, sim, build_dir: Path, log) -> None:
+def _build_locked(sources, toplevel, parameters, sim, build_dir: Path, log, waves=False, coverage=False) -> None:
     from cocotb_tools.runner import get_runner
 
     stamp = build_dir / "mxdv-build.json"
@@ -124,14 +132,19 @@ def _build_locked(sources, toplevel, parameters, sim, build_dir: Path, log) -> N
     args: list[str] = []
     if sim == "verilator":
         args = ["-Wno-fatal", "--x-assign", "unique", "--x-initial", "unique", "-O2"]
+        args += ["--trace-fst", "--trace-structs"] if waves else []
+        # --coverage minus user coverage: with it, Verilator 5.048 stops with an internal error
+        # (V3Ast "AstNode is not of expected type") on the systolic array and attention RTL
+        args += ["--coverage-line", "--coverage-toggle", "--coverage-expr"] if coverage else []
     ctx = verilator_env() if sim == "verilator" else contextlib.nullcontext()
     with ctx:
         runner = get_runner(sim)
         try:
             runner.build(sources=[str(s) for s in sources], hdl_toplevel=toplevel,
-                         parameters=dict(parameters), build_dir=str(build_dir), build_args=args,
+                         parameters=dict(parameters), build_dir=str(build_dir), build_args=args, waves=waves,
                          timescale=TIMESCALE, always=True, log_file=str(build_dir / "build.log"))
         except RuntimeError as exc:
             tail = "\n".join((build_dir / "build.log").read_text(errors="replace").splitlines()[-15:])
             raise BuildFailed(f"{sim} build of {toplevel} failed ({exc}); log {build_dir / 'build.log'}:\n{tail}") from exc
-    stamp.write_text(json.dumps({"toplevel": toplevel, "parameters": dict(parameters), "sim": sim}))
+    stamp.write_text(json.dumps({"toplevel": toplevel, "parameters": dict(parameters), "sim": sim,
+                                 "waves": waves, "coverage": coverage}))

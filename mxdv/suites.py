@@ -39,6 +39,11 @@ class Suite:
     tests: tuple = ("StrategyRun",)
     budget_scale: float = 1.0
     sim: str = "verilator"
+    #: False: every job spends its whole budget (mxdv regress --no-stop-at-closure).
+    stop_at_closure: bool = True
+    #: Transactions per job, whatever the coverage (overrides the unit budgets; implies
+    #: stop_at_closure False).
+    fixed_budget: int | None = None
 
     def jobs(self, units=None) -> list[Job]:
         from mxdv.unit import get_unit, unit_names

@@ -36,7 +36,9 @@ def run_suite(units: str, out: Path, jobs: int, scale: float, rtl_root: Path | N
     if rtl_root is not None:
         env["MXDV_RTL_ROOT"] = str(rtl_root)
     cmd = [sys.executable, "-m", "mxdv.cli", "regress", "--suite", "smoke", "--units", units,
-           "--jobs", str(jobs), "--out", str(out), "--budget-scale", str(scale)]
+           "--jobs", str(jobs), "--out", str(out), "--budget-scale", str(scale),
+           # seeds 1..N as in the recorded tables; the campaign keeps its own results store
+           "--seed-base", "1", "--db", str(out / "results.db"), "--no-waves"]
     if sim:
         cmd += ["--sim", sim]
     if stop_on_mismatch:
