@@ -1,7 +1,7 @@
 """The generic pyuvm test: run one strategy against one unit and write the run's results.
 
-A unit's ``env/<unit>/tests.py`` subclasses :class:`StrategyTest` under ``@pyuvm.test``
-(with a timeout). The run's settings come from :mod:`mxdv.env.run_config`; the results
+``mxdv.env.tests`` subclasses :class:`StrategyTest` under ``@pyuvm.test`` (with a timeout)
+once for every unit. The run's settings come from :mod:`mxdv.env.run_config`; the results
 (``result.json``, ``coverage.yml``, ``mismatches.jsonl``) go to ``<run dir>/<test class>/``.
 """
 from __future__ import annotations
@@ -92,6 +92,9 @@ class StrategyTest(uvm_test):
             "history": ctx.history, "wall_s": round(wall, 3),
             "txn_per_s": round(ctx.submitted / wall, 1) if wall > 0 else None,
             "strategy_stats": getattr(self.strategy, "stats", {}),
+            "streams": {a.cfg.port.prefix: a.monitor.stats
+                        for a in (*self.env.input_agents.values(), self.env.output_agent)},
+            "stimulus_mismatches": self.env.predictor.stimulus_mismatches,
             "busy_cycles": ctx.busy_cycles, "work": ctx.work, "work_label": self.unit.work_label,
             "golden_error": (None if stats.golden.as_dict() is None else
                              {"label": self.unit.golden_error_label, **stats.golden.as_dict()}),

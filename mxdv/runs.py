@@ -25,6 +25,15 @@ class RunFailed(RuntimeError):
     """The simulation did not produce a result (crash, build error, hang)."""
 
 
+def test_modules(unit_name: str) -> list[str]:
+    """The cocotb test modules of a unit: the generic ``mxdv.env.tests`` and, when the unit
+    has one, ``mxdv.env.<unit>.tests`` with tests of its own."""
+    import importlib.util
+
+    own = f"mxdv.env.{unit_name}.tests"
+    return ["mxdv.env.tests"] + ([own] if importlib.util.find_spec(own) is not None else [])
+
+
 def build_for(unit: Unit, sim_name: str, log: Callable[[str], None] | None = None) -> Path:
     return sim.build(unit.source_paths(), unit.toplevel, unit.parameters, sim_name, log=log)
 
@@ -88,7 +97,7 @@ def _run_quiet(build_dir: Path, unit: Unit, cfg: RunConfig, run_dir: Path, env: 
     with ctx:
         runner = get_runner(cfg.sim)
         runner.build_dir = build_dir
-        runner.test(test_module=f"mxdv.env.{unit.name}.tests", hdl_toplevel=unit.toplevel, hdl_toplevel_lang="verilog",
+        runner.test(test_module=test_modules(unit.name), hdl_toplevel=unit.toplevel, hdl_toplevel_lang="verilog",
                     build_dir=str(build_dir), test_dir=str(run_dir), extra_env=env,
                     testcase=test, seed=cfg.seed, results_xml=str(run_dir / "results.xml"),
                     timescale=sim.TIMESCALE, parameters=unit.parameters,
