@@ -17,8 +17,10 @@ from cocotb.clock import Clock
 from cocotb.triggers import ClockCycles
 from pyuvm import uvm_test
 
+from mxdv.bugs import install_encode_bug
 from mxdv.coverage.collector import CoverageCollector
 from mxdv.env import run_config
+from mxdv.env.checked_top import property_violations
 from mxdv.env.run_context import CLOCK_PERIOD_NS, RunContext
 from mxdv.env.state import EnvState
 from mxdv.env.unit_env import UnitEnv
@@ -38,6 +40,7 @@ class StrategyTest(uvm_test):
         for key, value in self.overrides.items():
             setattr(self.cfg, key, value)
         self.unit = get_unit(self.cfg.unit)
+        install_encode_bug(self.unit)  # only when $MXDV_ENCODE_BUG plants one (bug injection)
         self.dut = cocotb.top
         rng = np.random.default_rng([self.cfg.seed, 0xE4F])
         self.state = EnvState(clk=self.dut.clk, rst=self.dut.rst, rng=rng)
@@ -65,6 +68,8 @@ class StrategyTest(uvm_test):
         except Exception as exc:  # recorded in result.json, then re-raised to fail the test
             error = exc
             self.logger.error("run aborted: %s\n%s", exc, traceback.format_exc())
+        # the checkers' reports first: the result keeps only the first 50 violations
+        self.state.violations[:0] = property_violations(self.unit, self.dut)
         wall = time.monotonic() - t0
         self._write_results(run_dir, collector, wall, error)
         self.drop_objection()

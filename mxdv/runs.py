@@ -35,7 +35,12 @@ def test_modules(unit_name: str) -> list[str]:
 
 
 def build_for(unit: Unit, sim_name: str, log: Callable[[str], None] | None = None) -> Path:
-    return sim.build(unit.source_paths(), unit.toplevel, unit.parameters, sim_name, log=log)
+    """Build the unit's checked toplevel (the DUT inside the generated wrapper with the
+    interface-property checkers, ``mxdv.env.checked_top``); the wrapper carries the variant's
+    parameters itself."""
+    from mxdv.env.checked_top import sources_of, toplevel_of
+
+    return sim.build(sources_of(unit, sim.BUILD_ROOT / "wrappers"), toplevel_of(unit), {}, sim_name, log=log)
 
 
 def run_one(cfg: RunConfig, test: str = DEFAULT_TEST,
@@ -93,14 +98,16 @@ def _run_quiet(build_dir: Path, unit: Unit, cfg: RunConfig, run_dir: Path, env: 
     """Run the simulator with its output in ``sim.log`` (the runner prints only there)."""
     from cocotb_tools.runner import get_runner
 
+    from mxdv.env.checked_top import toplevel_of
+
     ctx = sim.verilator_env() if cfg.sim == "verilator" else contextlib.nullcontext()
     with ctx:
         runner = get_runner(cfg.sim)
         runner.build_dir = build_dir
-        runner.test(test_module=test_modules(unit.name), hdl_toplevel=unit.toplevel, hdl_toplevel_lang="verilog",
+        runner.test(test_module=test_modules(unit.name), hdl_toplevel=toplevel_of(unit), hdl_toplevel_lang="verilog",
                     build_dir=str(build_dir), test_dir=str(run_dir), extra_env=env,
                     testcase=test, seed=cfg.seed, results_xml=str(run_dir / "results.xml"),
-                    timescale=sim.TIMESCALE, parameters=unit.parameters,
+                    timescale=sim.TIMESCALE,
                     log_file=str(run_dir / "sim.log"))
 
 
