@@ -112,6 +112,10 @@ BUGS = [
         'assign out_elems = out_ready ? s2_elems : lane_elems;',
         'payload change while stalled: out_elems shows stage 1 while out_ready is low '
         '(right again when accepted, so only the interface checks see it)'),
+    Bug('out_valid_stuck_low', 'mx_quantizer.sv',
+        'assign out_valid = s2_valid;',
+        "assign out_valid = 1'b0;",
+        'hang: no output ever (the run must end in a named DrainTimeout, not silently)'),
     EncodeBug('encode_lanes_reversed', _lanes_reversed,
               'encode (Python): the block\'s lanes in reverse order on in_data'),
 ]
