@@ -4,7 +4,8 @@
 
 A bug is caught when the suite reports a mismatch, a protocol violation or a hang (drain
 timeout) in at least one job. A mutant whose RTL does not build is reported as invalid, not
-caught. The unmodified RTL is run first and must pass. Jobs stop at their first mismatch
+caught. Encode bugs (``EncodeBug``: the Python ``Unit.encode`` corrupted, planted with
+``MXDV_ENCODE_BUG``) run the same way, with the unmodified RTL. The unmodified RTL is run first and must pass. Jobs stop at their first mismatch
 (``--stop-on-mismatch``; pass ``--full-jobs`` to let them run their whole budget). Every
 regression's output is kept in ``<work>/runs/<bug>/regress.log``; a regression that ends
 without a summary is recorded as such and the script goes on to the next bug. Prints a

@@ -10,7 +10,7 @@ from mxdv.coverage.systolic_array import model as cov
 from mxdv.coverage.systolic_array.tile import MAX_KBLOCKS, operands
 from mxdv.refmodel.gemm import gemm_error_bound, golden_matmul, mx_matmul_bits
 from mxdv.refmodel.mx import dequantize_mx
-from mxdv.schema import Field, TxnSchema, unpack_lanes
+from mxdv.schema import Field, TxnSchema
 from mxdv.unit import Port, Unit
 
 #: Element codes worth drawing often: zero, +-1, the MXINT4 and MXINT8 extremes.
@@ -135,13 +135,12 @@ class SystolicArrayUnit(Unit):
             raise ValueError(f"a tile of {len(beats)} beats is not a whole number of {block}-beat blocks")
         kb = len(beats) // block
 
-        def lanes(bus, n, signed):
-            return unpack_lanes(int(bus), 8, n, signed=signed)
+        def lanes(field, n, dtype):  # [beats, n] lane codes of a field, lane 0 = bits [7:0]
+            raw = b"".join(int(b[field]).to_bytes(n, "little") for b in beats)
+            return np.frombuffer(raw, dtype=dtype).astype(np.int64).reshape(kb, block, n)
 
-        a = np.array([lanes(b["a"], r, True) for b in beats]).reshape(kb, block, r)
-        w = np.array([lanes(b["w"], c, True) for b in beats]).reshape(kb, block, c)
-        a_sc = np.array([lanes(b["a_scale"], r, False) for b in beats]).reshape(kb, block, r)
-        w_sc = np.array([lanes(b["w_scale"], c, False) for b in beats]).reshape(kb, block, c)
+        a, w = lanes("a", r, np.int8), lanes("w", c, np.int8)
+        a_sc, w_sc = lanes("a_scale", r, np.uint8), lanes("w_scale", c, np.uint8)
         wfmt = np.array([int(b["wfmt"]) for b in beats])
         if (a_sc[:, :-1] != (a_sc[:, -1:] ^ 0xFF)).any() or (w_sc[:, :-1] != (w_sc[:, -1:] ^ 0xFF)).any():
             raise ValueError("scale lanes of non-sampled beats are not the inverted block scales")
