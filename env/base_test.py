@@ -1,7 +1,7 @@
 """The generic pyuvm test: run one strategy against one unit and write the run's results.
 
-A unit's ``env/<unit>/tests.py`` subclasses :class:`StrategyTest` under ``@pyuvm.test``
-(with a timeout). The run's settings come from :mod:`mxdv.env.run_config`; the results
+``mxdv.env.tests`` subclasses :class:`StrategyTest` under ``@pyuvm.test`` (with a timeout)
+once for every unit. The run's settings come from :mod:`mxdv.env.run_config`; the results
 (``result.json``, ``coverage.yml``, ``mismatches.jsonl``) go to ``<run dir>/<test class>/``.
 """
 from __future__ import annotations
@@ -17,9 +17,11 @@ from cocotb.clock import Clock
 from cocotb.triggers import ClockCycles
 from pyuvm import uvm_test
 
+from mxdv.bugs import install_encode_bug
 from mxdv.coverage.collector import CoverageCollector
 from mxdv.coverage.plan import HINT_POLICY
 from mxdv.env import run_config
+from mxdv.env.checked_top import property_violations
 from mxdv.env.run_context import CLOCK_PERIOD_NS, RunContext
 from mxdv.env.state import EnvState
 from mxdv.env.unit_env import UnitEnv
@@ -39,6 +41,7 @@ class StrategyTest(uvm_test):
         for key, value in self.overrides.items():
             setattr(self.cfg, key, value)
         self.unit = get_unit(self.cfg.unit)
+        install_encode_bug(self.unit)  # only when $MXDV_ENCODE_BUG plants one (bug injection)
         self.dut = cocotb.top
         rng = np.random.default_rng([self.cfg.seed, 0xE4F])
         self.state = EnvState(clk=self.dut.clk, rst=self.dut.rst, rng=rng)
@@ -69,6 +72,8 @@ class StrategyTest(uvm_test):
         except Exception as exc:  # recorded in result.json, then re-raised to fail the test
             error = exc
             self.logger.error("run aborted: %s\n%s", exc, traceback.format_exc())
+        # the checkers' reports first: the result keeps only the first 50 violations
+        self.state.violations[:0] = property_violations(self.unit, self.dut)
         wall = time.monotonic() - t0
         self._write_results(run_dir, collector, wall, error)
         self.drop_objection()
@@ -96,6 +101,9 @@ class StrategyTest(uvm_test):
             "history": ctx.history, "coverage_curve": ctx.coverage_curve(), "wall_s": round(wall, 3),
             "txn_per_s": round(ctx.submitted / wall, 1) if wall > 0 else None,
             "strategy_stats": getattr(self.strategy, "stats", {}),
+            "streams": {a.cfg.port.prefix: a.monitor.stats
+                        for a in (*self.env.input_agents.values(), self.env.output_agent)},
+            "stimulus_mismatches": self.env.predictor.stimulus_mismatches,
             "busy_cycles": ctx.busy_cycles, "work": ctx.work, "work_label": self.unit.work_label,
             "golden_error": (None if stats.golden.as_dict() is None else
                              {"label": self.unit.golden_error_label, **stats.golden.as_dict()}),

@@ -3,7 +3,8 @@
 1. ``valid`` is never X/Z once reset is released.
 2. While ``valid && !ready``, the data must not change and ``valid`` must not drop
    (a presented beat is held until it is accepted).
-3. An accepted beat carries no X/Z bits.
+3. A presented beat (``valid`` high) carries no X/Z bits.
+4. ``ready`` is never X/Z once reset is released (checked by the monitor with :meth:`ready_bit`).
 """
 from __future__ import annotations
 
@@ -25,6 +26,12 @@ class ProtocolChecker:
             return False
         return int(value) == 1
 
+    def ready_bit(self, value) -> bool:
+        if not value.is_resolvable:
+            self.report(f"{self.prefix}ready is {value} (X/Z) after reset")
+            return False
+        return int(value) == 1
+
     def idle(self) -> None:
         if self._held is not None:
             self.report(f"{self.prefix}valid dropped while the beat was stalled (beat withdrawn)")
@@ -35,8 +42,7 @@ class ProtocolChecker:
             changed = [k for k, v in data.items() if v != self._held[k]]
             if changed:
                 self.report(f"{self.prefix}{', '.join(changed)} changed while valid && !ready")
-        if ready:
-            bad = [k for k, v in data.items() if not v.is_resolvable]
-            if bad:
-                self.report(f"{self.prefix}{', '.join(bad)} has X/Z bits in an accepted beat")
+        bad = [k for k, v in data.items() if not v.is_resolvable]
+        if bad:
+            self.report(f"{self.prefix}{', '.join(bad)} has X/Z bits while {self.prefix}valid is high")
         self._held = None if ready else dict(data)

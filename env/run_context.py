@@ -1,8 +1,9 @@
 """What a stimulus strategy sees of a running simulation: :class:`RunContext`.
 
 A strategy reads the unit (its schema and plan), the coverage state (``uncovered()``), the
-budget left, and calls ``await ctx.execute(transactions)``: the batch is predicted by the
-reference model, driven through the agents back to back, checked bit for bit, and sampled
+budget left, and calls ``await ctx.execute(transactions)``: the batch is driven through the
+agents back to back, predicted by the reference model from what the input monitors saw enter
+the DUT (``env/predictor.py``), checked bit for bit, and sampled
 into coverage; the call returns when every transaction of the batch is checked or dropped
 by a reset. The environment injects resets and backpressure on its own schedule.
 """
@@ -39,7 +40,8 @@ class TxnResult:
 
 
 class DrainTimeout(RuntimeError):
-    pass
+    """Transactions never completed: a named failure (``result.json`` ``error`` starts with
+    ``DrainTimeout``), never a silent end of the run."""
 
 
 class RunContext:
@@ -114,7 +116,7 @@ class RunContext:
             self.submitted += 1
             ids.append(tid)
             self.results[tid] = TxnResult(tid, txn, "pending")
-            self.scoreboard.expect(tid, txn, self.unit.predict(txn))
+            self.env.predictor.submit(tid, txn)  # expectations come from the input monitors
             for prefix, beats in self.unit.encode(txn).items():
                 per_port[prefix].extend(BeatItem(f"t{tid}", b, tid, gen) for b in beats)
         self._waiting = set(ids)
@@ -158,7 +160,7 @@ class RunContext:
 
     async def _reset_in_traffic(self, delay: int) -> None:
         await ClockCycles(self.state.clk, delay)
-        if self.scoreboard.in_flight:
+        if self.env.predictor.in_flight:
             self.on_reset(await self.env.reset(cycles=int(self.rng_env.integers(1, 4))))
 
     async def reset(self) -> None:
@@ -259,9 +261,13 @@ class RunContext:
             with self._progress_path.open("a") as fh:
                 fh.write(json.dumps(line) + "\n")
 
-    async def drain(self) -> None:
-        """Wait for the pipeline to be empty (used at the end of a run)."""
-        for _ in range(10000):
-            if not self.scoreboard.in_flight:
-                break
+    async def drain(self, limit: int = 10000) -> None:
+        """Wait for the pipeline to be empty (used at the end of a run); raises
+        :class:`DrainTimeout` when transactions are still in flight after ``limit`` cycles."""
+        for _ in range(limit):
+            if not self.env.predictor.in_flight:
+                return
             await RisingEdge(self.state.clk)
+        raise DrainTimeout(
+            f"drain: {self.env.predictor.in_flight} transaction(s) of {self.unit.variant} still in flight "
+            f"after {limit} cycles at the end of the run: the DUT hung or lost outputs; replay: {self.replay_hint()}")

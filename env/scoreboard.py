@@ -19,6 +19,7 @@ class Expectation:
     beats: list[Beat]
     matched: int = 0
     failed: bool = False
+    meant: dict | None = None
     actual: list[Beat] = field(default_factory=list)
 
 
@@ -76,7 +77,8 @@ class ScoreboardStats:
 class BitExactScoreboard(uvm_subscriber):
     """Output beats arrive in order; each is compared to the oldest pending expectation.
 
-    ``expect`` registers a transaction's predicted beats before it is driven. ``flush``
+    ``expect`` registers a transaction's predicted beats (the predictor does, once the input
+    monitors have seen the whole transaction enter the DUT). ``flush``
     (called on reset) drops everything in flight: those transactions are neither passed nor
     failed, and any beat arriving afterwards with nothing pending is an error (stale output).
     ``on_done(txn_id, ok)`` is called when a transaction's last beat has been checked.
@@ -90,8 +92,24 @@ class BitExactScoreboard(uvm_subscriber):
         self.on_done: Callable[[int, bool], None] | None = None
         return self
 
-    def expect(self, txn_id: int, txn: dict, beats: list[Beat]) -> None:
-        self.pending.append(Expectation(txn_id, txn, beats))
+    def expect(self, txn_id: int, txn: dict, beats: list[Beat], failed: bool = False,
+               meant: dict | None = None) -> None:
+        """Register a transaction's predicted beats (``txn``: what the DUT was given, from which
+        they were predicted; ``meant``: what the strategy submitted, shown in reports and
+        replayed; ``failed``: already failed, e.g. a stimulus mismatch)."""
+        self.pending.append(Expectation(txn_id, txn, beats, failed=failed, meant=meant if meant is not None else txn))
+
+    def stimulus_mismatch(self, txn_id: int, meant: dict, problem: str, cycle: int) -> None:
+        """The DUT's input beats were not the encoding of the submitted transaction."""
+        m = Mismatch(txn_id, meant, -1, None, {})
+        m.report = "\n".join([
+            f"MISMATCH (stimulus) in {self.unit.variant}, transaction #{txn_id}, completed at cycle {cycle}",
+            f"  {problem}",
+            f"  submitted: {self.unit.format_txn(meant)}",
+            f"  replay:   {self.describe_replay()}",
+        ])
+        self.stats.mismatches.append(m)
+        self.logger.error(m.report)
 
     def flush(self) -> list[int]:
         dropped = [e.txn_id for e in self.pending]
@@ -112,13 +130,13 @@ class BitExactScoreboard(uvm_subscriber):
         exp.actual.append(beat)
         if beat != want:
             exp.failed = True
-            self._mismatch(Mismatch(exp.txn_id, exp.txn, exp.matched, want, beat), "output differs from the reference model")
+            self._mismatch(Mismatch(exp.txn_id, exp.meant, exp.matched, want, beat), "output differs from the reference model")
         exp.matched += 1
         if exp.matched == len(exp.beats):
             self.pending.popleft()
             self.stats.checked += 1
             if not exp.failed:
-                self.stats.passed += 1
+                self.stats.passed += 1  # txn == meant here (else a stimulus mismatch failed it)
                 measured = self.unit.golden_error(exp.txn, exp.actual)
                 if measured is not None:
                     self.stats.golden.add(*measured)

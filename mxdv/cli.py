@@ -215,12 +215,18 @@ def cmd_run(args) -> int:
 
 
 def _tests_of(unit_name: str) -> list[str]:
+    from mxdv.runs import test_modules
+
     import ast
     import importlib.util
 
-    spec = importlib.util.find_spec(f"mxdv.env.{unit_name}.tests")  # parsed, not imported: it needs cocotb
-    tree = ast.parse(Path(spec.origin).read_text())
-    return [n.name for n in tree.body if isinstance(n, ast.ClassDef)]
+    # the generic tests (mxdv.env.tests) and the unit's own, if it has any; parsed, not
+    # imported (importing needs cocotb)
+    names = []
+    for module in test_modules(unit_name):
+        tree = ast.parse(Path(importlib.util.find_spec(module).origin).read_text())
+        names += [n.name for n in tree.body if isinstance(n, ast.ClassDef)]
+    return names
 
 
 def _print_summary(r: dict) -> None:

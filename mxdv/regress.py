@@ -82,7 +82,9 @@ def select_jobs(args, suite) -> list[Job]:
         load_plugins(args.plugin)
         for s in wanted:
             get_strategy(s)
-        jobs = [j for j in jobs if j.strategy in wanted]
+        # the named strategies replace the suite's (plugin strategies enter it this way)
+        wanted_jobs = suite.jobs(strategies=wanted)
+        jobs = [j for j in wanted_jobs if j.unit in {k.unit for k in jobs}]
     if not jobs:
         raise ValueError("the selection leaves no jobs to run")
     return jobs

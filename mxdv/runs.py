@@ -25,9 +25,23 @@ class RunFailed(RuntimeError):
     """The simulation did not produce a result (crash, build error, hang)."""
 
 
+def test_modules(unit_name: str) -> list[str]:
+    """The cocotb test modules of a unit: the generic ``mxdv.env.tests`` and, when the unit
+    has one, ``mxdv.env.<unit>.tests`` with tests of its own."""
+    import importlib.util
+
+    own = f"mxdv.env.{unit_name}.tests"
+    return ["mxdv.env.tests"] + ([own] if importlib.util.find_spec(own) is not None else [])
+
+
 def build_for(unit: Unit, sim_name: str, log: Callable[[str], None] | None = None,
               waves: bool = False, coverage: bool = False) -> Path:
-    return sim.build(unit.source_paths(), unit.toplevel, unit.parameters, sim_name, log=log,
+    """Build the unit's checked toplevel (the DUT inside the generated wrapper with the
+    interface-property checkers, ``mxdv.env.checked_top``); the wrapper carries the variant's
+    parameters itself."""
+    from mxdv.env.checked_top import sources_of, toplevel_of
+
+    return sim.build(sources_of(unit, sim.BUILD_ROOT / "wrappers"), toplevel_of(unit), {}, sim_name, log=log,
                      waves=waves, coverage=coverage)
 
 
@@ -99,14 +113,16 @@ def _run_quiet(build_dir: Path, unit: Unit, cfg: RunConfig, run_dir: Path, env: 
     """Run the simulator with its output in ``sim.log`` (the runner prints only there)."""
     from cocotb_tools.runner import get_runner
 
+    from mxdv.env.checked_top import toplevel_of
+
     ctx = sim.verilator_env() if cfg.sim == "verilator" else contextlib.nullcontext()
     with ctx:
         runner = get_runner(cfg.sim)
         runner.build_dir = build_dir
-        runner.test(test_module=f"mxdv.env.{unit.name}.tests", hdl_toplevel=unit.toplevel, hdl_toplevel_lang="verilog",
+        runner.test(test_module=test_modules(unit.name), hdl_toplevel=toplevel_of(unit), hdl_toplevel_lang="verilog",
                     build_dir=str(build_dir), test_dir=str(run_dir), extra_env=env,
                     testcase=test, seed=cfg.seed, results_xml=str(run_dir / "results.xml"),
-                    timescale=sim.TIMESCALE, parameters=unit.parameters,
+                    timescale=sim.TIMESCALE,
                     log_file=str(run_dir / "sim.log"), waves=waves,
                     plusargs=[f"+dumpfile_path={run_dir / 'waves.fst'}"] if waves and cfg.sim == "icarus" else [])
 

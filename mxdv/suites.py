@@ -2,7 +2,9 @@
 
 Suites are built from what each unit declares (``Unit.regress_variants`` and
 ``Unit.budgets``), so adding a unit adds it to every suite without touching this file.
-Budgets are per strategy: the closure table compares strategies by the transactions they
+A suite's strategies can be replaced (``jobs(strategies=...)``, ``mxdv regress --strategies``),
+so plugin strategies enter any suite; a strategy without an entry in ``Unit.budgets`` runs
+with ``Unit.default_budget``. Budgets are per strategy: the closure table compares strategies by the transactions they
 need to close the plan, so ``random`` gets a budget far above what the best strategy needs;
 when it still does not close, that is the measured result.
 """
@@ -45,17 +47,17 @@ class Suite:
     #: stop_at_closure False).
     fixed_budget: int | None = None
 
-    def jobs(self, units=None) -> list[Job]:
+    def jobs(self, units=None, strategies=None) -> list[Job]:
+        """The suite's jobs; ``strategies`` (any registered names, plugins included) replaces
+        the suite's own list."""
         from mxdv.unit import get_unit, unit_names
 
         out = []
         for name in units or unit_names():
             unit = get_unit(name)
             for variant in (unit.variant, *unit.regress_variants):
-                for strategy in self.strategies:
-                    if strategy not in unit.budgets:
-                        continue
-                    budget = max(1, int(unit.budgets[strategy] * self.budget_scale))
+                for strategy in strategies or self.strategies:
+                    budget = max(1, int(unit.budget_for(strategy) * self.budget_scale))
                     for test in self.tests:
                         for seed in range(1, self.seeds + 1):
                             out.append(Job(variant, strategy, seed, budget, self.sim, test))

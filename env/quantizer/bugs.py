@@ -1,6 +1,18 @@
 """Single-edit bugs of the MX quantizer RTL, for scripts/inject_bugs.py (one class each:
-rounding, saturation edge, exponent off by one, NaN/Inf, zero/subnormal, backpressure, reset)."""
-from mxdv.bugs import Bug
+rounding, saturation edge, exponent off by one, NaN/Inf, zero/subnormal, backpressure, reset,
+interface properties: output during reset, X on in_ready, payload change while stalled), and
+one bug of the Python ``encode`` (lanes in the wrong order on the bus)."""
+from mxdv.bugs import Bug, EncodeBug
+from mxdv.schema import pack_lanes, unpack_lanes
+
+
+def _lanes_reversed(unit, beats):
+    """``in_data`` with lane 0 in the top bits instead of bits [15:0]."""
+    out = []
+    for beat in beats["in_"]:
+        lanes = unpack_lanes(beat["data"], 16, unit.block)
+        out.append({**beat, "data": pack_lanes(lanes[::-1], 16)})
+    return {"in_": out}
 
 BUGS = [
     Bug('round_half_up', 'mx_int_lane.sv',
@@ -87,4 +99,23 @@ BUGS = [
         's2_w4    <= s1_w4;',
         's2_w4    <= in_w4;',
         "out_w4 echoes the wrong stage's width select"),
+    Bug('out_valid_in_reset', 'mx_quantizer.sv',
+        'assign out_valid = s2_valid;',
+        'assign out_valid = s2_valid | rst;',
+        'reset: out_valid high while rst is high (an output during reset)'),
+    Bug('in_ready_x_when_full', 'mx_quantizer.sv',
+        'assign in_ready = s1_ready;',
+        "assign in_ready = s1_ready ? 1'b1 : 1'bx;",
+        'X on in_ready whenever the pipeline is full (four-state: caught on Icarus)'),
+    Bug('out_elems_change_in_stall', 'mx_quantizer.sv',
+        'assign out_elems = s2_elems;',
+        'assign out_elems = out_ready ? s2_elems : lane_elems;',
+        'payload change while stalled: out_elems shows stage 1 while out_ready is low '
+        '(right again when accepted, so only the interface checks see it)'),
+    Bug('out_valid_stuck_low', 'mx_quantizer.sv',
+        'assign out_valid = s2_valid;',
+        "assign out_valid = 1'b0;",
+        'hang: no output ever (the run must end in a named DrainTimeout, not silently)'),
+    EncodeBug('encode_lanes_reversed', _lanes_reversed,
+              'encode (Python): the block\'s lanes in reverse order on in_data'),
 ]

@@ -8,7 +8,7 @@ import numpy as np
 from mxdv.coverage.quantizer import model as cov
 from mxdv.refmodel import quantize_mx
 from mxdv.refmodel.formats import bf16_bits_to_float32
-from mxdv.schema import Field, TxnSchema, pack_lanes
+from mxdv.schema import Field, TxnSchema, pack_lanes, unpack_lanes
 from mxdv.unit import Port, Unit
 
 #: BF16 codes worth drawing often: ±0, min/max subnormal, min normal, 1.0, max finite, ±Inf, NaN.
@@ -58,6 +58,11 @@ class QuantizerUnit(Unit):
 
     def encode(self, txn):
         return {"in_": [{"data": pack_lanes(txn["values"], 16), "w4": int(txn["elem_width"] == 4)}]}
+
+    def decode(self, frames):
+        """``in_data`` lane i = bits [16*i +: 16] (BF16 code), ``in_w4`` 1 = MXINT4."""
+        (beat,) = frames["in_"]
+        return {"elem_width": 4 if beat["w4"] else 8, "values": unpack_lanes(beat["data"], 16, self.block)}
 
     def predict(self, txn):
         x = bf16_bits_to_float32(np.asarray(txn["values"], dtype=np.uint16))

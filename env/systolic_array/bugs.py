@@ -1,7 +1,14 @@
 """Single-edit bugs of the systolic array RTL, for scripts/inject_bugs.py: scale addition, int4
 sign extension and exponent offset, accumulator alignment / sticky / rounding / exponent / sign,
 off-by-one on K, accumulator restart, NaN propagation, backpressure and reset."""
-from mxdv.bugs import Bug
+from mxdv.bugs import Bug, EncodeBug
+from mxdv.schema import pack_lanes, unpack_lanes
+
+
+def _a_rows_reversed(unit, beats):
+    """``in_a`` with row 0's activation in the top lane instead of bits [7:0]."""
+    return {"in_": [{**b, "a": pack_lanes(unpack_lanes(b["a"], 8, unit.rows)[::-1], 8)} for b in beats["in_"]]}
+
 
 BUGS = [
     Bug('scale_add_uses_a_twice', 'mx_pe.sv',
@@ -68,4 +75,6 @@ BUGS = [
         "      block_sum  <= '0;\n      pend_valid <= 1'b0;",
         "      pend_valid <= 1'b0;",
         'reset: the PE block sum is not cleared (a partial block leaks into the next tile)'),
+    EncodeBug('encode_a_rows_reversed', _a_rows_reversed,
+              'encode (Python): the activation rows in reverse lane order on in_a'),
 ]

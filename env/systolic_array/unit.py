@@ -7,7 +7,7 @@ from functools import cached_property
 import numpy as np
 
 from mxdv.coverage.systolic_array import model as cov
-from mxdv.env.systolic_array.tile import MAX_KBLOCKS, operands
+from mxdv.coverage.systolic_array.tile import MAX_KBLOCKS, operands
 from mxdv.refmodel.gemm import gemm_error_bound, golden_matmul, mx_matmul_bits
 from mxdv.refmodel.mx import dequantize_mx
 from mxdv.schema import Field, TxnSchema
@@ -124,6 +124,31 @@ class SystolicArrayUnit(Unit):
         as_bus, ws_bus = _lanes_to_buses(a_scale), _lanes_to_buses(w_scale)
         return {"in_": [{"a": a_bus[k], "a_scale": as_bus[k], "w": w_bus[k], "w_scale": ws_bus[k],
                          "wfmt": int(wfmt[k]), "last": int(k == beats - 1)} for k in range(beats)]}
+
+    def decode(self, frames):
+        """One ``in_`` beat per k (lane i of a bus = bits [8*i +: 8]); ``wfmt`` from the tile's
+        first beat, the scales from each block's last beat, where the RTL samples them. The
+        other beats must carry the inverted values :meth:`encode` puts there."""
+        beats = frames["in_"]
+        r, c, block = self.rows, self.cols, self.block
+        if len(beats) % block:
+            raise ValueError(f"a tile of {len(beats)} beats is not a whole number of {block}-beat blocks")
+        kb = len(beats) // block
+
+        def lanes(field, n, dtype):  # [beats, n] lane codes of a field, lane 0 = bits [7:0]
+            raw = b"".join(int(b[field]).to_bytes(n, "little") for b in beats)
+            return np.frombuffer(raw, dtype=dtype).astype(np.int64).reshape(kb, block, n)
+
+        a, w = lanes("a", r, np.int8), lanes("w", c, np.int8)
+        a_sc, w_sc = lanes("a_scale", r, np.uint8), lanes("w_scale", c, np.uint8)
+        wfmt = np.array([int(b["wfmt"]) for b in beats])
+        if (a_sc[:, :-1] != (a_sc[:, -1:] ^ 0xFF)).any() or (w_sc[:, :-1] != (w_sc[:, -1:] ^ 0xFF)).any():
+            raise ValueError("scale lanes of non-sampled beats are not the inverted block scales")
+        if (wfmt[1:] != 1 - wfmt[0]).any():
+            raise ValueError("wfmt of the beats after the first is not the inverted format")
+        return {"wfmt": 4 if wfmt[0] else 8, "kblocks": kb,
+                "a": a.transpose(2, 0, 1).tolist(), "a_scale": a_sc[:, -1, :].T.tolist(),
+                "w": w.tolist(), "w_scale": w_sc[:, -1, :].tolist()}
 
     def predict(self, txn):
         bits = np.ascontiguousarray(mx_matmul_bits(*operands(txn)).astype("<u4"))  # [R, C]

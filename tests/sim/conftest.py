@@ -16,3 +16,17 @@ def run_sim(tmp_path):
                         run_dir=str(tmp_path / f"{unit.replace(':', '_')}-{strategy}-{sim}-{test}-s{seed}"), **kw)
         return run_one(cfg, test=test)
     return _run
+
+
+def check_clean(r: dict) -> None:
+    """A run that passed: no error, no mismatch, no protocol violation, every transaction
+    checked or dropped by a reset."""
+    assert r["error"] is None, r["error"]
+    assert r["mismatches"] == 0, r
+    assert r["protocol_violations"] == []
+    assert r["checked"] + r["dropped"] == r["transactions"]
+
+
+@pytest.fixture
+def assert_clean():
+    return check_clean

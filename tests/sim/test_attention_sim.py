@@ -5,15 +5,8 @@ import pytest
 from mxdv.bugs import apply_bug
 
 
-def assert_clean(r):
-    assert r["error"] is None, r["error"]
-    assert r["mismatches"] == 0
-    assert r["protocol_violations"] == []
-    assert r["checked"] + r["dropped"] == r["transactions"]
-
-
 @pytest.mark.xdist_group("attention")
-def test_constrained_closes_the_plan(run_sim):
+def test_constrained_closes_the_plan(assert_clean, run_sim):
     r = run_sim("attention", "constrained", sim="verilator", budget=200)
     assert_clean(r)
     assert r["coverage_percent"] == 100.0, r["holes"]
@@ -21,21 +14,21 @@ def test_constrained_closes_the_plan(run_sim):
 
 
 @pytest.mark.xdist_group("attention")
-def test_icarus_runs_clean(run_sim):
+def test_icarus_runs_clean(assert_clean, run_sim):
     r = run_sim("attention", "constrained", sim="icarus", budget=40, stop_at_closure=False)
     assert_clean(r)
     assert r["transactions"] == 40
 
 
 @pytest.mark.parametrize("strategy", ["random", "hypothesis"])
-def test_generic_strategies_run_clean(run_sim, strategy):
+def test_generic_strategies_run_clean(assert_clean, run_sim, strategy):
     r = run_sim("attention", strategy, budget=60)
     assert_clean(r)
     assert 0 < r["coverage_percent"] <= 100.0
 
 
 @pytest.mark.parametrize("test", ["HeavyBackpressure", "ResetInTraffic"])
-def test_stress(run_sim, test):
+def test_stress(assert_clean, run_sim, test):
     r = run_sim("attention", "constrained", budget=60, test=test, stop_at_closure=False)
     assert_clean(r)
     if test == "ResetInTraffic":

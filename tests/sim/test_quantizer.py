@@ -11,16 +11,9 @@ SIMS = ["verilator", "icarus"]
 PLUGIN = str(Path(__file__).resolve().parent.parent / "plugins" / "edge_lanes.py")
 
 
-def assert_clean(r):
-    assert r["error"] is None, r["error"]
-    assert r["mismatches"] == 0
-    assert r["protocol_violations"] == []
-    assert r["checked"] + r["dropped"] == r["transactions"]
-
-
 @pytest.mark.xdist_group("quantizer")
 @pytest.mark.parametrize("sim", SIMS)
-def test_constrained_closes_the_plan(run_sim, sim):
+def test_constrained_closes_the_plan(assert_clean, run_sim, sim):
     r = run_sim("quantizer", "constrained", sim=sim, budget=1500)
     assert_clean(r)
     assert r["coverage_percent"] == 100.0, r["holes"]
@@ -28,7 +21,7 @@ def test_constrained_closes_the_plan(run_sim, sim):
 
 
 @pytest.mark.parametrize("sim", SIMS)
-def test_random_runs_clean(run_sim, sim):
+def test_random_runs_clean(assert_clean, run_sim, sim):
     r = run_sim("quantizer", "random", sim=sim, budget=300)
     assert_clean(r)
     assert r["transactions"] == 300
@@ -36,7 +29,7 @@ def test_random_runs_clean(run_sim, sim):
 
 
 @pytest.mark.parametrize("test", ["HeavyBackpressure", "ResetInTraffic"])
-def test_stress(run_sim, test):
+def test_stress(assert_clean, run_sim, test):
     r = run_sim("quantizer", "constrained", budget=300, test=test, stop_at_closure=False)
     assert_clean(r)
     if test == "ResetInTraffic":
@@ -46,19 +39,19 @@ def test_stress(run_sim, test):
 
 
 @pytest.mark.parametrize("block", [8, 16])
-def test_other_block_sizes(run_sim, block):
+def test_other_block_sizes(assert_clean, run_sim, block):
     r = run_sim(f"quantizer:BLOCK={block}", "constrained", budget=1500)
     assert_clean(r)
     assert r["coverage_percent"] == 100.0, r["holes"]
 
 
-def test_hypothesis_strategy_runs_clean(run_sim):
+def test_hypothesis_strategy_runs_clean(assert_clean, run_sim):
     r = run_sim("quantizer", "hypothesis", budget=150)
     assert_clean(r)
     assert r["transactions"] >= 150 or r["closure_txns"]
 
 
-def test_user_plugin_strategy(run_sim):
+def test_user_plugin_strategy(assert_clean, run_sim):
     r = run_sim("quantizer", "edge_lanes", budget=100, plugins=[PLUGIN])
     assert_clean(r)
     assert {"maxlane.first", "maxlane.last", "width.int8", "width.int4"}.isdisjoint(r["holes"])
@@ -104,7 +97,7 @@ def test_hypothesis_sequences_reach_pipeline_bugs(run_sim, tmp_path, monkeypatch
     assert repro is not None and len(repro) >= 2
 
 
-def test_llm_strategy_in_simulation_with_the_scripted_standin(run_sim):
+def test_llm_strategy_in_simulation_with_the_scripted_standin(assert_clean, run_sim):
     from mxdv.llm_stimuli.standin import StandinServer
 
     with StandinServer() as server:

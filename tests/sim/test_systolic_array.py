@@ -7,29 +7,22 @@ from mxdv.bugs import apply_bug
 SIMS = ["verilator", "icarus"]
 
 
-def assert_clean(r):
-    assert r["error"] is None, r["error"]
-    assert r["mismatches"] == 0
-    assert r["protocol_violations"] == []
-    assert r["checked"] + r["dropped"] == r["transactions"]
-
-
 @pytest.mark.xdist_group("systolic_array")
 @pytest.mark.parametrize("sim", SIMS)
-def test_constrained_closes_the_plan(run_sim, sim):
+def test_constrained_closes_the_plan(assert_clean, run_sim, sim):
     r = run_sim("systolic_array", "constrained", sim=sim, budget=400)
     assert_clean(r)
     assert r["coverage_percent"] == 100.0, r["holes"]
     assert r["closure_txns"] is not None and r["closure_txns"] <= r["transactions"]
 
 
-def test_8x8_closes_the_plan(run_sim):
+def test_8x8_closes_the_plan(assert_clean, run_sim):
     r = run_sim("systolic_array:R=8,C=8", "constrained", budget=400)
     assert_clean(r)
     assert r["coverage_percent"] == 100.0, r["holes"]
 
 
-def test_random_runs_clean_and_misses_the_corners(run_sim):
+def test_random_runs_clean_and_misses_the_corners(assert_clean, run_sim):
     r = run_sim("systolic_array:BLOCK=8", "random", budget=120)
     assert_clean(r)
     assert r["transactions"] == 120
@@ -38,7 +31,7 @@ def test_random_runs_clean_and_misses_the_corners(run_sim):
 
 
 @pytest.mark.parametrize("test", ["HeavyBackpressure", "ResetInTraffic"])
-def test_stress(run_sim, test):
+def test_stress(assert_clean, run_sim, test):
     r = run_sim("systolic_array:BLOCK=8", "constrained", budget=60, test=test, stop_at_closure=False)
     assert_clean(r)
     if test == "ResetInTraffic":
@@ -47,7 +40,7 @@ def test_stress(run_sim, test):
         assert not [h for h in r["holes"] if h.startswith("protocol.stall")]
 
 
-def test_hypothesis_strategy_runs_clean(run_sim):
+def test_hypothesis_strategy_runs_clean(assert_clean, run_sim):
     r = run_sim("systolic_array:BLOCK=8", "hypothesis", budget=40)
     assert_clean(r)
     assert r["transactions"] >= 40

@@ -29,6 +29,6 @@ class ValidReadyAgent(uvm_agent):
             self.driver.seq_item_port.connect(self.sequencer.seq_item_export)
 
     def _child(self, cls, name):
-        child = cls(name, self)
+        child = cls(name, self)  # pyuvm builds it; the agent hands it the shared setup
         child.cfg, child.dut, child.state = self.cfg, self.dut, self.state
         return child

@@ -41,3 +41,6 @@ class StreamConfig:
     port: Port
     idle: Idle = Idle()
     backpressure: Backpressure = Backpressure()
+    #: Output streams: ``valid`` must be low at every edge after a reset edge while ``rst``
+    #: stays high and for this many edges after it is released (None: not checked, inputs).
+    quiet_after_reset: int | None = None

@@ -1,0 +1,122 @@
+"""Prediction from observation: the predictor between the input monitors and the scoreboard.
+
+The input monitors publish what the DUT accepted (``Observation`` beats) and the resets they
+saw. The predictor groups each port's beats into a transaction's frame (``Unit.frame_ends``),
+and once every input port holds a complete frame it decodes them (``Unit.decode``), predicts
+the output beats from the *decoded* transaction and registers them with the scoreboard. The
+stimulus side only says which transactions it submitted, in order (:meth:`submit`), so they
+get their ids and so that what reached the DUT can be compared with what was meant: a bug in
+``Unit.encode`` or in a driver is a stimulus mismatch, reported like an output mismatch.
+
+A reset is observed, not assumed: when a monitor sees ``rst`` high, everything submitted and
+not completed is dropped (partial frames, expectations in the scoreboard, and beats the
+drivers have not offered yet, which they drop themselves by the reset epoch).
+"""
+from __future__ import annotations
+
+from collections import deque
+from dataclasses import dataclass
+from typing import Callable
+
+from pyuvm import uvm_subscriber
+
+from mxdv.env.scoreboard import BitExactScoreboard
+from mxdv.unit import Beat, Unit
+
+
+@dataclass(frozen=True)
+class Observation:
+    """What a monitor saw at one clock edge: an accepted beat (``kind == "beat"``) or the
+    first edge of a reset (``kind == "reset"``, ``beat`` None)."""
+
+    prefix: str
+    kind: str
+    beat: Beat | None
+    cycle: int
+
+
+class Predictor(uvm_subscriber):
+    def setup(self, unit: Unit, scoreboard: BitExactScoreboard,
+              report_violation: Callable[[str], None]) -> "Predictor":
+        self.unit = unit
+        self.scoreboard = scoreboard
+        self.report_violation = report_violation
+        self.ports = [p.prefix for p in unit.input_ports]
+        self._partial: dict[str, list[Beat]] = {p: [] for p in self.ports}
+        self._frames: dict[str, deque[list[Beat]]] = {p: deque() for p in self.ports}
+        self._submitted: deque[tuple[int, dict]] = deque()
+        self._last_reset_cycle: int | None = None
+        #: Ids dropped by the most recent observed reset (``UnitEnv.reset`` returns them).
+        self.last_dropped: list[int] = []
+        self.stimulus_mismatches = 0
+        return self
+
+    # -- stimulus side ------------------------------------------------------------------
+    def submit(self, txn_id: int, txn: dict) -> None:
+        """A transaction handed to the drivers (ids increase in driving order)."""
+        self._submitted.append((txn_id, txn))
+
+    @property
+    def in_flight(self) -> int:
+        """Submitted transactions not yet completed: not fully observed, or observed and
+        waiting for their output beats."""
+        return len(self._submitted) + self.scoreboard.in_flight
+
+    # -- monitor side -------------------------------------------------------------------
+    def write(self, obs: Observation) -> None:
+        if obs.kind == "reset":
+            self._reset(obs.cycle)
+            return
+        self._partial[obs.prefix].append(obs.beat)
+        if self.unit.frame_ends(obs.prefix, obs.beat):
+            self._frames[obs.prefix].append(self._partial[obs.prefix])
+            self._partial[obs.prefix] = []
+            self._complete(obs)
+
+    def _complete(self, obs: Observation) -> None:
+        while all(self._frames[p] for p in self.ports):
+            frames = {p: self._frames[p].popleft() for p in self.ports}
+            if not self._submitted:
+                self.report_violation(
+                    f"{obs.prefix}: input transaction accepted at cycle {obs.cycle} with nothing "
+                    f"submitted (a driver sent beats of its own)")
+                continue
+            txn_id, meant = self._submitted.popleft()
+            try:
+                seen = self.unit.decode(frames)
+                problem = _differences(meant, seen)
+            except (ValueError, KeyError, IndexError) as exc:
+                seen, problem = meant, f"input beats do not decode: {exc}"
+            if problem:
+                self.stimulus_mismatches += 1
+                self.scoreboard.stimulus_mismatch(txn_id, meant, problem, obs.cycle)
+            self.scoreboard.expect(txn_id, seen, self.unit.predict(seen), failed=bool(problem), meant=meant)
+
+    def _reset(self, cycle: int) -> None:
+        if self._last_reset_cycle == cycle:  # another input monitor saw the same edge
+            return
+        self._last_reset_cycle = cycle
+        dropped = [tid for tid, _ in self._submitted]
+        self._submitted.clear()
+        for p in self.ports:
+            self._partial[p] = []
+            self._frames[p].clear()
+        self.scoreboard.stats.dropped += len(dropped)  # flush() counts the ones it held
+        self.last_dropped = sorted(self.scoreboard.flush() + dropped)
+
+
+def _plain(v):
+    """Lists all the way down (a strategy may hand in tuples or numpy arrays and scalars)."""
+    if hasattr(v, "tolist"):
+        v = v.tolist()
+    if isinstance(v, (list, tuple)):
+        return [_plain(x) for x in v]
+    return v
+
+
+def _differences(meant: dict, seen: dict) -> str:
+    bad = [k for k in meant if _plain(seen.get(k)) != _plain(meant[k])]
+    if not bad:
+        return ""
+    return ("input beats differ from the submitted transaction (encode or driver bug) in field(s) "
+            + ", ".join(bad))
