@@ -76,15 +76,17 @@ def parse_reply(text: str, schema, limit: int, plan_bins: list[str] | None = Non
     programs = []
     for i, raw in enumerate(items[:limit]):
         try:
-            programs.append((raw, validate_program(schema, raw)))
+            prog = validate_program(schema, raw)
         except ProgramError as exc:
             problems.append(f"program {i + 1}: {exc}")
-    if plan_bins is not None:
-        for i, (raw, prog) in enumerate(programs):
+            continue
+        prog["index"] = i + 1  # its number in the reply, for feedback
+        if plan_bins is not None:
             unknown = [t for t in prog["targets"] if t not in plan_bins]
             if unknown:
                 prog["targets"] = [t for t in prog["targets"] if t in plan_bins]
                 problems.append(f"program {i + 1}: targets {unknown[:3]} are not bins of the plan")
+        programs.append((raw, prog))
     return programs, problems
 
 
@@ -210,7 +212,8 @@ class LLMStrategy(Strategy):
         cfg, st = self._cfg, self.stats
         schema = ctx.unit.schema
         feedback, new_total = [], 0
-        for i, (raw, prog) in enumerate(programs):
+        for raw, prog in programs:
+            i = prog.get("index", 1) - 1
             if ctx.done:
                 break
             n = min(int(prog["count"]), cfg.batch_size, ctx.budget_left)

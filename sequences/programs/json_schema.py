@@ -8,7 +8,7 @@ from mxdv.sequences.programs.language import (BF16_EXP_HI, BF16_EXP_LO, BF16_SPE
 
 
 #: Schema profiles: "full" (every form of the language) or "compact" (integer specs are literals
-#: only and there are no alternatives: a small grammar, which llama.cpp decodes fast enough on
+#: only; the one alternative left is an index's int-or-"*": a small grammar, which llama.cpp decodes fast enough on
 #: a CPU; with the full schema's alternatives one reply took over 10 minutes here).
 PROFILES = ("compact", "full")
 
@@ -47,7 +47,7 @@ def _array_schema(f: Field, compact: bool = False) -> dict:
             "subnormal": {"type": "number", "minimum": 0, "maximum": 1},
             "signs": {"enum": list(SIGNS)},
             "all_equal": {"type": "boolean"},
-            "specials": {"type": "array", "maxItems": 4, "items": {
+            "specials": {"type": "array", "minItems": 1, "maxItems": 4, "items": {
                 "type": "object", "properties": {"lane": {"type": "integer", "minimum": -lanes, "maximum": lanes - 1},
                                                  "value": {"enum": list(BF16_SPECIALS)}},
                 "required": ["lane", "value"], "additionalProperties": False}},
@@ -58,7 +58,7 @@ def _array_schema(f: Field, compact: bool = False) -> dict:
         }
     else:
         ndim = len(f.shape)
-        index = {"anyOf": [{"type": "integer"}, {"enum": ["*", "random"]}]}
+        index = {"anyOf": [{"type": "integer", "minimum": -4096, "maximum": 4096}, {"enum": ["*", "random"]}]}
         props = {
             "elements": _int_schema(dom, compact=compact),
             "per": {"enum": list(PER)},
@@ -68,7 +68,7 @@ def _array_schema(f: Field, compact: bool = False) -> dict:
                          "minItems": 2, "maxItems": 2},
                 "value": _int_schema(dom, compact=compact), "off": _int_schema(dom, compact=compact)},
                 "required": ["axes", "value"], "additionalProperties": False},
-            "set": {"type": "array", "maxItems": 8, "items": {
+            "set": {"type": "array", "minItems": 1, "maxItems": 8, "items": {
                 "type": "object", "properties": {"at": {"type": "array", "items": index, "minItems": ndim, "maxItems": ndim},
                                                  "value": _int_schema(dom, compact=compact)},
                 "required": ["at", "value"], "additionalProperties": False}},

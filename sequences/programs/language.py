@@ -196,6 +196,8 @@ def _array_spec(f: Field, raw: Any, path: str, schema: TxnSchema) -> dict:
     if not isinstance(raw, dict):
         if raw == "random" or raw is None:
             return {}
+        if f.kind == "bf16":
+            raise ProgramError(f"{path}: a BF16 array takes a block spec object (or a list of values), got {raw!r}")
         if raw == "corners":
             return {"elements": {"corners": True}}
         raw = {"elements": raw}

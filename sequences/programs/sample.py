@@ -221,6 +221,12 @@ _SPECIAL_CODES = {"nan": 0x7FC0, "inf": 0x7F80, "-inf": 0xFF80, "+0": 0x0000, "-
                   "max_subnormal": 0x007F}
 
 
+def _bf16_dtype():
+    import ml_dtypes
+
+    return ml_dtypes.bfloat16
+
+
 def _exact_bf16(value: float) -> int | None:
     """The BF16 code of ``value`` when it is exactly representable (else None)."""
     import ml_dtypes
@@ -283,6 +289,9 @@ def _bf16_block(spec: dict, lanes: int, ch: Chooser) -> list[int]:
         kmax = (1 << (w - 2)) - 1
         ks = [k for k in range(kmax + 1) if t["parity"] == "any" or (k % 2 == 1) == (t["parity"] == "odd")]
         free = [i for i in range(lanes) if i != lane]
+        # a tie must stay below the block max (a subnormal max can be below 2^se)
+        top = abs(float(np.array([max_code & 0x7FFF], dtype=np.uint16).view(_bf16_dtype())[0]))
+        ks = [k for k in ks if (k + 0.5) * 2.0 ** (se - (w - 2)) < top]
         for _ in range(count):
             if not free or not ks:
                 break

@@ -91,7 +91,7 @@ def _int_array(ch: Chooser, f: Field) -> dict:
         if rest and ch.coin(0.6):
             diag["fix"] = {str(rest[0]): 0}
         spec["diag"] = diag
-    if ch.coin(0.25):
+    if ch.coin(0.35):
         spec["set"] = [{"at": [_index(ch, d) for d in f.shape], "value": _value(ch, dom)}
                        for _ in range(1 + ch.index(3))]
     return spec
@@ -155,6 +155,13 @@ def random_program(schema: TxnSchema, ch: Chooser, count: int = 8, p_scalar: flo
     ``p_scalar``, each array field with ``p_array`` (a uniformly random array is rarely useful)."""
     fields = {f.name: random_field_spec(schema, f, ch) for f in schema.fields
               if ch.coin(p_array if f.shape else p_scalar)}
+    if ch.coin(0.12):
+        # the "all extremes" theme a DV engineer writes by hand: every integer array constant
+        # at one end of its domain (each array its own end), so extremes meet across operands
+        for f in schema.fields:
+            if f.shape and f.kind == "int":  # values, not raw codes (a code's end may mean NaN)
+                dom = Domain.of(f)
+                fields[f.name] = {"elements": dom.lo if ch.coin(0.5) else dom.hi, "per": "array"}
     return {"count": count, "fields": fields}
 
 
@@ -164,10 +171,16 @@ def mutate_program(schema: TxnSchema, program: dict, ch: Chooser) -> dict:
     fields = dict(program.get("fields", {}))
     for _ in range(1 + ch.index(2)):
         f = schema.fields[ch.index(len(schema.fields))]
-        if ch.coin(0.75):
-            fields[f.name] = random_field_spec(schema, f, ch)
-        else:
+        old, fresh = fields.get(f.name), random_field_spec(schema, f, ch)
+        roll = ch.index(4)
+        if roll == 0:
             fields.pop(f.name, None)
+        elif roll == 1 and isinstance(old, dict) and isinstance(fresh, dict) and fresh:
+            # keep the spec, take one primitive of a fresh one (add a special, a set entry ...)
+            key = sorted(fresh)[ch.index(len(fresh))]
+            fields[f.name] = {**old, key: fresh[key]}
+        else:
+            fields[f.name] = fresh
     return {"count": program.get("count", 8), "fields": fields}
 
 

@@ -584,9 +584,6 @@ def test_real_endpoint_one_batch(tmp_path):
     assert stats["error"] is None or "failed calls" in stats["error"]
 
 
-@pytest.mark.xfail(strict=True, raises=AssertionError, reason="llm_stimuli/strategy.py _run_programs numbers the feedback by position among "
-                                       "the VALID programs, parse_reply numbers problems by position in the reply: "
-                                       "two different programs are both called 'program 1'")
 def test_feedback_numbers_programs_as_the_reply_does(tmp_path):
     with StandinServer(faults=["out_of_range"]) as s:  # the reply's first program is rejected
         run_strategy(tmp_path, {"base_url": s.base_url}, budget=24)
@@ -595,8 +592,6 @@ def test_feedback_numbers_programs_as_the_reply_does(tmp_path):
     assert [line.split(" (")[0].split(":")[0] for line in feedback] == ["- program 2", "- program 3", "- program 1"]
 
 
-@pytest.mark.xfail(strict=True, raises=AssertionError, reason="llm_stimuli/strategy.py parse_reply (line ~83) numbers the 'targets ... are not "
-                                       "bins of the plan' problem by position among the valid programs")
 def test_parse_reply_numbers_target_problems_as_the_reply_does():
     good = {"targets": ["width.int4", "no.such_bin"], "fields": {"elem_width": 4}}
     text = json.dumps({"programs": [{"fields": {"elem_width": 5}}, good]})
