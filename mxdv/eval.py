@@ -120,7 +120,8 @@ def _run_job(job: dict) -> dict:
 
     cfg = RunConfig(unit=job["unit"], strategy=job["strategy"], seed=job["seed"], budget=job["budget"],
                     run_dir=job["run_dir"], sim=job["sim"], plugins=list(job["plugins"]),
-                    strategy_options=dict(job["options"]), stop_at_closure=job["stop_at_closure"])
+                    strategy_options=dict(job["options"]), stop_at_closure=job["stop_at_closure"],
+                    fresh=True)  # a measurement: no corpus or example database carried over
     t0 = time.monotonic()
     try:
         result = run_one(cfg)

@@ -175,7 +175,7 @@ def mutate_program(schema: TxnSchema, program: dict, ch: Chooser) -> dict:
         roll = ch.index(4)
         if roll == 0:
             fields.pop(f.name, None)
-        elif roll == 1 and isinstance(old, dict) and isinstance(fresh, dict) and fresh:
+        elif roll == 1 and f.shape and isinstance(old, dict) and isinstance(fresh, dict) and fresh:
             # keep the spec, take one primitive of a fresh one (add a special, a set entry ...)
             key = sorted(fresh)[ch.index(len(fresh))]
             fields[f.name] = {**old, key: fresh[key]}
