@@ -148,7 +148,8 @@ def check(gold_files: list[Path], gate_files: list[Path], toplevel: str, paramet
     (same file names, one edit apart). Modules outside the targets are identical in both,
     so equivalent targets make equivalent designs.
 
-    Two proofs, each bounded by ``timeout_s``: ``equiv_*`` (pairs every same-named signal,
+    Two proofs, each bounded by ``timeout_s`` (the second is skipped when the first timed out):
+    ``equiv_*`` (pairs every same-named signal,
     proves registers by induction; an internal signal the mutant changes stays unproven even
     when the outputs are equal), then, if that leaves unproven pairs, a miter of the outputs
     with ``sat -prove`` (complete for combinational modules; for sequential ones it treats
@@ -168,6 +169,9 @@ def check(gold_files: list[Path], gate_files: list[Path], toplevel: str, paramet
         _classify(rc, text, work / "equiv.log", len(targets))
     if first[0] == EQUIVALENT:
         return Verdict(EQUIVALENT, "equiv_*: " + first[1], round(time.monotonic() - t0, 2))
+    if rc is None:  # the miter is the same problem size: it would time out too
+        return Verdict(UNKNOWN, f"{first[1]} (log {work / 'equiv.log'}); miter not tried",
+                       round(time.monotonic() - t0, 2))
     rc2, text2 = _yosys(miter_script(gold, gate, toplevel, parameters, targets), work / "miter.ys",
                         work / "miter.log", timeout_s)
     wall = round(time.monotonic() - t0, 2)
