@@ -49,6 +49,8 @@ class Settings:
     #: Per-job wall-clock limit; None: 10x the slowest baseline job, at least 60 s.
     job_timeout_s: float | None = None
     plugins: list[str] = field(default_factory=list)
+    #: Evaluate only these mutant ids (``mxdv mutate --mutant``), instead of a sample.
+    only: list[str] = field(default_factory=list)
 
 
 def budget_of(unit, strategy: str, scale: float) -> int:
@@ -57,7 +59,8 @@ def budget_of(unit, strategy: str, scale: float) -> int:
     return max(1, int(base * scale))
 
 
-def run_campaign(s: Settings, log: Callable[[str], None] = print) -> dict:
+def run_campaign(s: Settings, log: Callable[[str], None] = print, mutants: list[Mutant] | None = None) -> dict:
+    """Run the campaign; ``mutants`` replaces the generated sample (tests, hand-made mutants)."""
     from mxdv import sim
     from mxdv.unit import get_unit
 
@@ -88,8 +91,17 @@ def run_campaign(s: Settings, log: Callable[[str], None] = print) -> dict:
 
     # 2. mutants
     every = generate(unit.rtl_dir, unit.sources, s.classes)
-    picked = sample(every, s.n, s.seed)
-    log(f"  {len(every)} mutants generated, {len(picked)} sampled (seed {s.seed})")
+    if mutants is not None:
+        picked = list(mutants)
+    elif s.only:
+        ids = {m.id: m for m in every}
+        missing = [i for i in s.only if i not in ids]
+        if missing:
+            raise ValueError(f"--mutant: unknown mutant id(s) {missing} for {unit.name}")
+        picked = [ids[i] for i in s.only]
+    else:
+        picked = sample(every, s.n, s.seed)
+    log(f"  {len(every)} mutants generated, {len(picked)} to evaluate (seed {s.seed})")
     modules = equivalence.list_modules(unit.source_paths(), unit.toplevel, unit.parameters, ywork / "_design")
     defined = {src: equivalence.module_names((unit.rtl_dir / src).read_text()) for src in unit.sources}
 
