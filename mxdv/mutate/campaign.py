@@ -86,6 +86,7 @@ def run_campaign(s: Settings, log: Callable[[str], None] = print, mutants: list[
             f"{k}: {v['outcome']} ({v['detail']})" for k, v in bad.items()))
     slowest = max(v["wall_s"] for v in base.values())
     job_timeout = s.job_timeout_s or max(60.0, 10 * slowest)
+    (out / "baseline.json").write_text(json.dumps({"baseline": base, "job_timeout_s": job_timeout}, indent=2))
     done = ", ".join(f"{k} {v['transactions']} txns {v['wall_s']:.0f}s" for k, v in base.items())
     log(f"  baseline passes ({done}); job time limit {job_timeout:.0f}s")
 
@@ -102,6 +103,8 @@ def run_campaign(s: Settings, log: Callable[[str], None] = print, mutants: list[
     else:
         picked = sample(every, s.n, s.seed)
     log(f"  {len(every)} mutants generated, {len(picked)} to evaluate (seed {s.seed})")
+    (out / "selection.json").write_text(json.dumps({"generated": len(every), "sampled": len(picked),
+                                                    "ids": [m.id for m in picked]}, indent=2))
     modules = equivalence.list_modules(unit.source_paths(), unit.toplevel, unit.parameters, ywork / "_design")
     defined = {src: equivalence.module_names((unit.rtl_dir / src).read_text()) for src in unit.sources}
 
@@ -156,6 +159,22 @@ def run_campaign(s: Settings, log: Callable[[str], None] = print, mutants: list[
     return {"settings": {**s.__dict__, "out": str(out), "classes": list(s.classes), "unit": unit.variant},
             "baseline": base, "job_timeout_s": job_timeout, "generated": len(every), "sampled": len(picked),
             "wall_s": round(time.monotonic() - t0, 1), "records": records}
+
+
+def load_partial(out: Path) -> dict:
+    """The campaign as far as an interrupted run got (``mutants.jsonl`` holds every mutant it
+    finished), in the shape :func:`run_campaign` returns, for :mod:`mxdv.mutate.report`."""
+    out = Path(out)
+    settings = json.loads((out / "settings.json").read_text())
+    base = json.loads((out / "baseline.json").read_text())
+    sel = json.loads((out / "selection.json").read_text())
+    records = [json.loads(ln) for ln in (out / "mutants.jsonl").read_text().splitlines() if ln.strip()]
+    order = {i: k for k, i in enumerate(sel["ids"])}
+    records.sort(key=lambda r: order.get(r["mutant"]["id"], len(order)))
+    wall = sum(j["wall_s"] for r in records for j in r.get("jobs", {}).values())
+    return {"settings": settings, "baseline": base["baseline"], "job_timeout_s": base["job_timeout_s"],
+            "generated": sel["generated"], "sampled": len(records), "wall_s": wall, "records": records,
+            "partial": f"{len(records)} of {sel['sampled']} sampled mutants finished"}
 
 
 def _run_strategies(unit, s: Settings, m: Mutant | None, rtl_root: Path, jobs_dir: Path, build_dir: Path,
