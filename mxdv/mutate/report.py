@@ -60,7 +60,8 @@ def to_markdown(campaign: dict, summary: dict, command: str = "") -> str:
     lines += [f"{summary['generated']} mutants generated, {summary['sampled']} sampled (seed {st['seed']}); "
               f"simulator {st['sim']}, budget scale {st['budget_scale']}, job time limit "
               f"{campaign['job_timeout_s']:.0f}s, Yosys time limit {st['equiv_timeout_s']:g}s; "
-              f"{campaign['wall_s']:.0f}s.", "",
+              + (f"**partial: {campaign['partial']}** (campaign interrupted)." if campaign.get("partial")
+                 else f"{campaign['wall_s']:.0f}s."), "",
               "| sampled | stillborn | equivalent | simulated | of which unknown (Yosys) | killed | survived | killed % |",
               "|---|---|---|---|---|---|---|---|",
               f"| {summary['sampled']} | {summary['stillborn']} | {summary['equivalent']} | {summary['simulated']} | "
@@ -102,7 +103,18 @@ def to_markdown(campaign: dict, summary: dict, command: str = "") -> str:
 
 
 def write(campaign: dict, out: Path, command: str = "") -> dict:
+    """Write ``report.json`` and ``report.md`` into ``out``; returns the summary."""
     summary = summarize(campaign)
     (Path(out) / "report.json").write_text(json.dumps({"summary": summary, "campaign": campaign}, indent=2, default=str))
     (Path(out) / "report.md").write_text(to_markdown(campaign, summary, command))
     return summary
+
+
+if __name__ == "__main__":  # python -m mxdv.mutate.report DIR: report an interrupted campaign
+    import sys
+
+    from mxdv.mutate.campaign import load_partial
+
+    target = Path(sys.argv[1])
+    write(load_partial(target), target)
+    print((target / "report.md").read_text().split("\n## Every mutant")[0])
