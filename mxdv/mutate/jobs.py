@@ -74,12 +74,17 @@ def classify(result: dict, run_dir: Path) -> dict:
 
 
 def _first_mismatch_txn(run_dir: Path, test: str) -> int | None:
-    """Transactions driven up to and including the first mismatching one (ids count from 0)."""
+    """Transactions driven up to and including the first mismatching one (ids count from 0);
+    None when the first mismatch is an output beat that belongs to no transaction (a stale or
+    spurious beat, id -1): the caller then uses the transactions driven when the job stopped."""
     path = run_dir / test / "mismatches.jsonl"
     if not path.exists():
         return None
-    ids = [json.loads(ln)["txn_id"] for ln in path.read_text().splitlines() if ln.strip()]
-    return min(ids) + 1 if ids else None
+    lines = [ln for ln in path.read_text().splitlines() if ln.strip()]
+    if not lines:
+        return None
+    first = json.loads(lines[0])["txn_id"]  # mismatches are written in the order they were found
+    return first + 1 if first is not None and first >= 0 else None
 
 
 def _child(spec_path: Path) -> int:

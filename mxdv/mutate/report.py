@@ -110,11 +110,27 @@ def write(campaign: dict, out: Path, command: str = "") -> dict:
     return summary
 
 
-if __name__ == "__main__":  # python -m mxdv.mutate.report DIR: report an interrupted campaign
+def reclassify(campaign: dict) -> dict:
+    """Re-derive every job's outcome from the ``mutate_result.json`` in its run directory (after
+    a change to :func:`mxdv.mutate.jobs.classify`); timeouts and crashes have no result and stay."""
+    from mxdv.mutate.jobs import classify
+
+    for r in campaign["records"]:
+        for j in r.get("jobs", {}).values():
+            res = Path(j["run_dir"]) / "mutate_result.json"
+            if res.exists():
+                j.update(classify(json.loads(res.read_text()), Path(j["run_dir"])))
+    return campaign
+
+
+if __name__ == "__main__":  # python -m mxdv.mutate.report DIR: (re)write the report of a campaign
     import sys
 
     from mxdv.mutate.campaign import load_partial
 
     target = Path(sys.argv[1])
-    write(load_partial(target), target)
+    full = target / "report.json"
+    campaign = json.loads(full.read_text())["campaign"] if full.exists() else load_partial(target)
+    command = (target / "report.md").read_text().splitlines()[2].strip("`") if full.exists() else ""
+    write(reclassify(campaign), target, command)
     print((target / "report.md").read_text().split("\n## Every mutant")[0])

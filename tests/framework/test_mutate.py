@@ -220,3 +220,20 @@ def test_quantizer_campaign_stillborn_equivalent_killed_and_hang(tmp_path):
     assert json.loads((out / "report.json").read_text())["summary"]["killed"] == 2
     assert len((out / "mutants.jsonl").read_text().splitlines()) == 4
     assert "| 4 | 1 | 1 | 2 |" in (out / "report.md").read_text()
+
+
+def test_job_outcomes_and_transactions_to_first_kill(tmp_path):
+    from mxdv.mutate.jobs import classify
+
+    (tmp_path / "StrategyRun").mkdir()
+    mm = tmp_path / "StrategyRun" / "mismatches.jsonl"
+    mm.write_text(json.dumps({"txn_id": 6}) + "\n" + json.dumps({"txn_id": 2}) + "\n")
+    r = classify({"transactions": 16, "mismatches": 2, "test": "StrategyRun"}, tmp_path)
+    assert (r["outcome"], r["txns_to_kill"]) == ("mismatch", 7)  # the first one found, not the lowest id
+    mm.write_text(json.dumps({"txn_id": -1}) + "\n")  # a stale beat: no transaction of its own
+    r = classify({"transactions": 3, "mismatches": 1, "test": "StrategyRun"}, tmp_path)
+    assert (r["outcome"], r["txns_to_kill"]) == ("mismatch", 3)
+    assert classify({"transactions": 9, "mismatches": 0, "error": "DrainTimeout: x"}, tmp_path)["outcome"] == "drain_timeout"
+    assert classify({"transactions": 9, "mismatches": 0, "protocol_violations": ["v"]}, tmp_path)["outcome"] == "protocol"
+    assert classify({"transactions": 9, "mismatches": 0, "protocol_violations": []}, tmp_path)["outcome"] == "survived"
+    assert classify({"run_failed": "boom"}, tmp_path)["outcome"] == "crash"
