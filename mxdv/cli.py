@@ -104,6 +104,8 @@ def build_parser() -> argparse.ArgumentParser:
     mu.add_argument("--equiv-timeout", type=float, default=60.0, help="seconds per Yosys proof (default 60)")
     mu.add_argument("--job-timeout", type=float, default=None,
                     help="seconds per simulation job (default: 10x the slowest baseline job, at least 60)")
+    mu.add_argument("--option", action="append", default=[],
+                    help="strategy option KEY=VALUE for every job (repeatable), e.g. shrink=false (hypothesis)")
     mu.add_argument("--mutant", action="append", default=[], help="evaluate only this mutant id (repeatable; ids in report.md)")
     mu.add_argument("--plugin", action="append", default=[], help="module or .py file with user strategies")
     return p
@@ -281,7 +283,7 @@ def cmd_mutate(args) -> int:
                         budget_scale=args.budget_scale, seed=args.seed, jobs=max(1, args.jobs), out=out,
                         classes=classes, equiv_timeout_s=args.equiv_timeout, job_timeout_s=args.job_timeout,
                         plugins=[str(Path(p).resolve()) if p.endswith(".py") else p for p in args.plugin],
-                        only=list(args.mutant))
+                        only=list(args.mutant), options=_options(args.option))
     try:
         campaign = run_campaign(settings, log=lambda m: print(m, flush=True))
     except BaselineFailed as exc:

@@ -10,6 +10,8 @@ one (fewest, simplest transactions), saved as ``hypothesis_reproducer.json`` and
 example database (option ``db``; by default ``<runs>/hypothesis-db/<unit>``), which the next
 run replays first. ``hypothesis.target()`` rewards newly covered bins. Examples are drawn in
 chunks (option ``chunk``, default 64), each seeded from the run seed, so a run is reproducible.
+Option ``shrink=false`` skips shrinking (the first failing example is reported as found), as
+``mxdv mutate`` wants it.
 """
 from __future__ import annotations
 
@@ -39,7 +41,7 @@ class HypothesisStrategy(Strategy):
         return Path(ctx.cfg.run_dir).resolve().parent / "hypothesis-db" / ctx.unit.variant.replace(":", "_")
 
     def _run_blocking(self, ctx) -> None:
-        from hypothesis import HealthCheck, given, reject, seed, settings, target
+        from hypothesis import HealthCheck, Phase, given, reject, seed, settings, target
         from hypothesis.database import DirectoryBasedExampleDatabase
         from hypothesis.errors import HypothesisSideeffectWarning
 
@@ -72,10 +74,14 @@ class HypothesisStrategy(Strategy):
                 state["failures_seen"] += 1
                 raise _Mismatch(f"scoreboard mismatch on {ctx.unit.format_txn(failed[0].txn)}")
 
+        # Option shrink=false: report the first failing example as found (mutation testing only
+        # needs to know that a mutant fails; shrinking costs many more simulated examples).
+        shrink = str(self.options.get("shrink", True)).lower() not in ("false", "0", "no")
+        phases = tuple(Phase) if shrink else tuple(p for p in Phase if p.name not in ("shrink", "explain"))
         index = 0
         self.stats = {"chunks": 0, "shrunk_reproducer": None}
         while not ctx.done:
-            test = settings(max_examples=chunk, deadline=None, database=db, derandomize=False,
+            test = settings(max_examples=chunk, deadline=None, database=db, derandomize=False, phases=phases,
                             suppress_health_check=list(HealthCheck), print_blob=False)(
                 seed(ctx.cfg.seed * 100003 + index)(given(seq_strategy)(prop)))
             index += 1

@@ -49,6 +49,8 @@ class Settings:
     #: Per-job wall-clock limit; None: 10x the slowest baseline job, at least 60 s.
     job_timeout_s: float | None = None
     plugins: list[str] = field(default_factory=list)
+    #: Strategy options for every job (``--option KEY=VALUE``, e.g. ``shrink=false`` for hypothesis).
+    options: dict = field(default_factory=dict)
     #: Evaluate only these mutant ids (``mxdv mutate --mutant``), instead of a sample.
     only: list[str] = field(default_factory=list)
 
@@ -183,6 +185,7 @@ def _run_strategies(unit, s: Settings, m: Mutant | None, rtl_root: Path, jobs_di
     for strategy in s.strategies:
         spec = {"unit": unit.variant, "strategy": strategy, "seed": s.seed,
                 "budget": budget_of(unit, strategy, s.budget_scale), "run_dir": str(jobs_dir / strategy),
-                "sim": s.sim, "stop_on_mismatch": True, "plugins": list(s.plugins), "test": "StrategyRun"}
+                "sim": s.sim, "stop_on_mismatch": True, "plugins": list(s.plugins), "test": "StrategyRun",
+                "strategy_options": dict(s.options)}
         out[strategy] = {**jobs.run_job(spec, rtl_root, build_dir, timeout_s), "budget": spec["budget"]}
     return out
