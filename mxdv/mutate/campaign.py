@@ -77,22 +77,9 @@ def run_campaign(s: Settings, log: Callable[[str], None] = print, mutants: list[
     (out / "settings.json").write_text(json.dumps({**s.__dict__, "out": str(out), "classes": list(s.classes)},
                                                   indent=2, default=str))
 
-    # 1. baseline
     log(f"mxdv mutate: {unit.variant}, strategies {', '.join(s.strategies)}, sim {s.sim}, "
         f"budget scale {s.budget_scale}, seed {s.seed} -> {out}")
-    sim.build(unit.source_paths(), unit.toplevel, unit.parameters, s.sim, build_root=build_dir)
-    base = _run_strategies(unit, s, None, original_root, out / "baseline", build_dir, timeout_s=1800.0)
-    bad = {k: v for k, v in base.items() if v["outcome"] != jobs.SURVIVED}
-    if bad:
-        raise BaselineFailed("the unmodified RTL fails: " + "; ".join(
-            f"{k}: {v['outcome']} ({v['detail']})" for k, v in bad.items()))
-    slowest = max(v["wall_s"] for v in base.values())
-    job_timeout = s.job_timeout_s or max(60.0, 10 * slowest)
-    (out / "baseline.json").write_text(json.dumps({"baseline": base, "job_timeout_s": job_timeout}, indent=2))
-    done = ", ".join(f"{k} {v['transactions']} txns {v['wall_s']:.0f}s" for k, v in base.items())
-    log(f"  baseline passes ({done}); job time limit {job_timeout:.0f}s")
-
-    # 2. mutants
+    # the mutants first: a bad --mutant id fails before any simulation
     every = generate(unit.rtl_dir, unit.sources, s.classes)
     if mutants is not None:
         picked = list(mutants)
@@ -107,6 +94,19 @@ def run_campaign(s: Settings, log: Callable[[str], None] = print, mutants: list[
     log(f"  {len(every)} mutants generated, {len(picked)} to evaluate (seed {s.seed})")
     (out / "selection.json").write_text(json.dumps({"generated": len(every), "sampled": len(picked),
                                                     "ids": [m.id for m in picked]}, indent=2))
+    # baseline: every strategy must pass on the unmodified RTL
+    sim.build(unit.source_paths(), unit.toplevel, unit.parameters, s.sim, build_root=build_dir)
+    base = _run_strategies(unit, s, None, original_root, out / "baseline", build_dir, timeout_s=1800.0)
+    bad = {k: v for k, v in base.items() if v["outcome"] != jobs.SURVIVED}
+    if bad:
+        raise BaselineFailed("the unmodified RTL fails: " + "; ".join(
+            f"{k}: {v['outcome']} ({v['detail']})" for k, v in bad.items()))
+    slowest = max(v["wall_s"] for v in base.values())
+    job_timeout = s.job_timeout_s or max(60.0, 10 * slowest)
+    (out / "baseline.json").write_text(json.dumps({"baseline": base, "job_timeout_s": job_timeout}, indent=2))
+    done = ", ".join(f"{k} {v['transactions']} txns {v['wall_s']:.0f}s" for k, v in base.items())
+    log(f"  baseline passes ({done}); job time limit {job_timeout:.0f}s")
+
     modules = equivalence.list_modules(unit.source_paths(), unit.toplevel, unit.parameters, ywork / "_design")
     defined = {src: equivalence.module_names((unit.rtl_dir / src).read_text()) for src in unit.sources}
 

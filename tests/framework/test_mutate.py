@@ -175,6 +175,12 @@ def test_bad_input_exits_2_naming_it(argv, named, capsys):
     assert named in capsys.readouterr().err
 
 
+def test_unknown_mutant_id_exits_2_before_simulating(tmp_path, capsys):
+    assert main(["mutate", "--unit", "quantizer", "--mutant", "no-such-mutant", "--out", str(tmp_path / "m")]) == 2
+    assert "'no-such-mutant'" in capsys.readouterr().err
+    assert not (tmp_path / "m" / "baseline").exists()
+
+
 # -- a small campaign on the quantizer, Icarus --------------------------------------------
 def _hand_made(cls: str, file: str, find: str, replacement: str) -> Mutant:
     """A mutant the generator does not make (a syntax error, a combinational loop)."""
