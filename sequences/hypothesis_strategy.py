@@ -5,13 +5,18 @@ the budget is spent). An example is a sequence of 1 to ``max_sequence`` (option,
 transactions driven back to back as one batch (``resume(ctx.execute)`` from a bridge thread),
 so pipeline and backpressure bugs are reachable. Each transaction is drawn from a *random
 stimulus program* (``mxdv.sequences.programs``: swarm testing, a different subset of the
-language's primitives enabled per transaction), every decision drawn through Hypothesis so a
-failing sequence shrinks to a minimal one.
+language's primitives enabled per transaction) or a mutation of an elite program, all of it
+from one Hypothesis-drawn seed per transaction, so a failing sequence shrinks to the fewest
+transactions and replays exactly.
 
 Coverage direction, without the plan's hints (this strategy never calls them):
 
 * ``target()`` per uncovered bin that declares a ``distance`` (0 when hit): Hypothesis climbs
-  toward the nearest uncovered bins once its targeting phase starts;
+  toward the nearest uncovered bins once its targeting phase starts, and the program that came
+  nearest each open bin is kept as an elite to mutate;
+* elites: programs whose transactions covered a bin first are mutated (a field respecified, or
+  one primitive of a fresh spec added), as a coverage-guided fuzzer mutates its corpus;
+* repeats are not driven again (Hypothesis hands out many);
 * a persistent *covering corpus*: the smallest passing transaction seen for every bin, kept in
   ``<corpus dir>/<unit variant>/corpus.json`` (option ``corpus``, env ``MXDV_CORPUS_DIR``,
   default ``runs/corpus`` in the repository). Each run first replays it, then extends it, so
@@ -24,6 +29,9 @@ corpus or the database, so closure numbers start from nothing.
 
 On a scoreboard mismatch Hypothesis shrinks the sequence; the minimal one is written as
 ``hypothesis_reproducer.json`` and ``hypothesis_reproducer.jsonl`` (``--strategy replay``).
+
+Option ``shrink=false`` skips shrinking (the first failing example is reported as found), as
+``mxdv mutate`` wants it: shrinking costs many more simulated examples.
 """
 from __future__ import annotations
 
@@ -168,7 +176,7 @@ class HypothesisStrategy(Strategy):
     # -- the run -----------------------------------------------------------------------------
     def _run_blocking(self, ctx, execute) -> None:
         """The search; ``execute(txns) -> results`` is blocking (in simulation, ``resume(ctx.execute)``)."""
-        from hypothesis import HealthCheck, given, reject, seed, settings, target
+        from hypothesis import HealthCheck, Phase, given, reject, seed, settings, target
         from hypothesis import strategies as st
         from hypothesis.database import DirectoryBasedExampleDatabase, InMemoryExampleDatabase
         from hypothesis.errors import HypothesisSideeffectWarning
@@ -263,10 +271,12 @@ class HypothesisStrategy(Strategy):
         # 2. one long-lived engine; its targeting phase starts after half its examples, so it
         #    is sized to the budget (an example averages (1 + max_sequence) / 2 transactions)
         mean_len = (1 + longest) / 2
+        shrink = str(self.options.get("shrink", True)).lower() not in ("false", "0", "no")
+        phases = tuple(Phase) if shrink else tuple(p for p in Phase if p.name not in ("shrink", "explain"))
         try:
             while not ctx.done:
                 examples = max(10, math.ceil(ctx.budget_left / mean_len))
-                test = settings(max_examples=examples, deadline=None, database=db, derandomize=False,
+                test = settings(max_examples=examples, deadline=None, database=db, derandomize=False, phases=phases,
                                 suppress_health_check=list(HealthCheck), print_blob=False)(
                     seed(ctx.cfg.seed * 100003 + self.stats["engines"])(given(seq_strategy)(prop)))
                 self.stats["engines"] += 1
