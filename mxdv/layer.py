@@ -17,6 +17,7 @@ from pathlib import Path
 from typing import Callable
 
 from mxdv import sim
+from mxdv.runs import follow_jsonl
 from mxdv.env.layer import top
 from mxdv.env.layer.workload import LayerRequest, build_workload
 
@@ -50,7 +51,7 @@ def run_layer(req: LayerRequest, progress: Callable[[dict], None] | None = None,
     stop = threading.Event()
     watcher = None
     if progress is not None:
-        watcher = threading.Thread(target=_follow, args=(prog, progress, stop), daemon=True)
+        watcher = threading.Thread(target=follow_jsonl, args=(prog, progress, stop, 0.5), daemon=True)
         watcher.start()
     t0 = time.monotonic()
     try:
@@ -82,24 +83,6 @@ def _simulate(build_dir: Path, req: LayerRequest, hw: dict, run_dir: Path, env: 
                     build_dir=str(build_dir), test_dir=str(run_dir), extra_env=env, testcase=TEST,
                     seed=req.seed, results_xml=str(run_dir / "results.xml"), timescale=sim.TIMESCALE,
                     parameters=hw, log_file=str(run_dir / "sim.log"))
-
-
-def _follow(path: Path, callback, stop: threading.Event) -> None:
-    pos = 0
-    while True:
-        done = stop.is_set()
-        if path.exists():
-            with path.open("rb") as fh:
-                fh.seek(pos)
-                chunk = fh.read()
-            complete = chunk[: chunk.rfind(b"\n") + 1]
-            pos += len(complete)
-            for line in complete.decode().splitlines():
-                with contextlib.suppress(json.JSONDecodeError):
-                    callback(json.loads(line))
-        if done:
-            return
-        stop.wait(0.5)
 
 
 def format_progress(p: dict) -> str:

@@ -76,7 +76,7 @@ def run_one(cfg: RunConfig, test: str = DEFAULT_TEST,
     stop = threading.Event()
     watcher = None
     if progress is not None:
-        watcher = threading.Thread(target=_follow, args=(progress_file, progress, stop), daemon=True)
+        watcher = threading.Thread(target=follow_jsonl, args=(progress_file, progress, stop), daemon=True)
         watcher.start()
     t0 = time.monotonic()
     error = None
@@ -127,7 +127,10 @@ def _run_quiet(build_dir: Path, unit: Unit, cfg: RunConfig, run_dir: Path, env: 
                     plusargs=[f"+dumpfile_path={run_dir / 'waves.fst'}"] if waves and cfg.sim == "icarus" else [])
 
 
-def _follow(path: Path, callback: Callable[[dict], None], stop: threading.Event) -> None:
+def follow_jsonl(path: Path, callback: Callable[[dict], None], stop: threading.Event,
+                 interval_s: float = 0.3) -> None:
+    """Call ``callback`` with each complete JSON line appended to ``path`` until ``stop``
+    (a progress file written by the simulation)."""
     pos = 0
     while True:
         done = stop.is_set()
@@ -142,7 +145,7 @@ def _follow(path: Path, callback: Callable[[dict], None], stop: threading.Event)
                     callback(json.loads(line))
         if done:
             return
-        stop.wait(0.3)
+        stop.wait(interval_s)
 
 
 def config_dict(cfg: RunConfig) -> dict:

@@ -29,6 +29,11 @@ class PrefixedUnit:
     def encode(self, txn):
         return {self._prefix + k: v for k, v in self._unit.encode(txn).items()}
 
+    def decode(self, frames):
+        """The unit's own decode, on frames keyed by its own port prefixes."""
+        n = len(self._prefix)
+        return self._unit.decode({k[n:] if k.startswith(self._prefix) else k: v for k, v in frames.items()})
+
     def __getattr__(self, name):
         return getattr(self._unit, name)
 

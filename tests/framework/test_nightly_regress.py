@@ -176,7 +176,10 @@ def test_ctrl_c_keeps_finished_jobs(tmp_path):
     cmd = [sys.executable, "-m", "mxdv.cli", "regress", "--suite", "quick", "--units", "quantizer", "--sim", "icarus",
            "--strategies", "constrained,random", "--seeds", "3", "--jobs", "1", "--db", str(db), "--out", str(tmp_path / "o")]
     log = tmp_path / "regress.log"  # a file, not a pipe: nothing waits on the workers' copies of it
-    proc = subprocess.Popen(cmd, stdout=log.open("w"), stderr=subprocess.STDOUT, start_new_session=True)
+    # under pytest-xdist the worker ignores SIGINT and a child inherits that (Python then installs
+    # no KeyboardInterrupt handler); a shell in a terminal gives the default disposition
+    proc = subprocess.Popen(cmd, stdout=log.open("w"), stderr=subprocess.STDOUT, start_new_session=True,
+                            preexec_fn=lambda: signal.signal(signal.SIGINT, signal.SIG_DFL))
     deadline = time.monotonic() + 300
     n = 0
     while time.monotonic() < deadline and n == 0:
