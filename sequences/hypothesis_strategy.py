@@ -228,41 +228,40 @@ class HypothesisStrategy(Strategy):
         seen: set[str] = set()
 
         def prop(drawn):
-            txns = [d["txn"] for d in drawn]
-            programs = {json.dumps(d["txn"], sort_keys=True): d["program"] for d in drawn}
             if ctx.done and state["failing"] is None:
                 return  # budget spent or plan closed: the engine winds down without simulating
             self.stats["examples"] += 1
             if state["failing"] is None:
                 # Hypothesis hands out many repeats; driving one again teaches nothing
                 fresh = []
-                for t in txns:
-                    key = json.dumps(t, sort_keys=True)
+                for d in drawn:
+                    key = json.dumps(d["txn"], sort_keys=True)
                     if key not in seen:
                         seen.add(key)
-                        fresh.append(t)
-                self.stats["repeats_skipped"] += len(txns) - len(fresh)
+                        fresh.append(d)
+                self.stats["repeats_skipped"] += len(drawn) - len(fresh)
                 if not fresh:
                     return
-                txns = fresh[: ctx.budget_left]  # the last example of a run ends with the budget
-            elif ctx.budget_left < len(txns):
-                ctx.cfg.budget += len(txns) - ctx.budget_left  # shrinking a failure may go past the budget
+                drawn = fresh[: ctx.budget_left]  # the last example of a run ends with the budget
+            elif ctx.budget_left < len(drawn):
+                ctx.cfg.budget += len(drawn) - ctx.budget_left  # shrinking a failure may go past the budget
+            txns = [d["txn"] for d in drawn]
             open_bins = [n for n in self._uncovered_names(ctx) if n in distances]
-            results = execute(txns)
+            results = execute(txns)  # in the order of txns (cut short only by the budget)
             elites.close({b for r in results for b in r.new_bins})
             failed = [r for r in results if r.status == "fail"]
-            for r in results:
+            for d, r in zip(drawn, results):
                 if r.status == "pass":
                     corpus.offer(r.txn, ctx.unit.sample(r.txn))
                     if r.new_bins and state["failing"] is None:
-                        elites.add(programs.get(json.dumps(r.txn, sort_keys=True)))
+                        elites.add(d["program"])
             if not failed and (len(results) < len(txns) or any(r.status == "dropped" for r in results)):
                 reject()  # a reset dropped part of the sequence
             for name in open_bins[:16]:
-                d, t = min(((float(distances[name](t)), json.dumps(t, sort_keys=True)) for t in txns), key=lambda x: x[0])
-                target(-d, label=name)
+                dist, nearest = min(((float(distances[name](d["txn"])), d["program"]) for d in drawn), key=lambda x: x[0])
+                target(-dist, label=name)
                 if state["failing"] is None:
-                    elites.near_miss(name, d, programs.get(t))
+                    elites.near_miss(name, dist, nearest)
             self.stats["targeted_bins"] = max(self.stats["targeted_bins"], len(open_bins))
             if failed:
                 state["failing"] = txns

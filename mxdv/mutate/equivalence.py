@@ -80,17 +80,27 @@ def base_name(yosys_module: str) -> str:
     return yosys_module.split("\\")[1] if yosys_module.startswith("$paramod") else yosys_module
 
 
+def _stash_pair(gold: list[str], gate: list[str], toplevel: str, parameters: Mapping[str, int],
+                targets: list[str]) -> str:
+    """Elaborate the original (``gold``) and the mutant (``gate``), flatten the target modules,
+    and stash each design under its name."""
+    flat = " ".join(targets)
+    return "".join(_elaborate(files, toplevel, parameters) + f"flatten {flat}\nopt_clean\ndesign -stash {tag}\n"
+                   for tag, files in (("gold", gold), ("gate", gate)))
+
+
+def _load_pair(target: str) -> str:
+    """A fresh design holding module ``target`` of both stashed designs, as ``gold`` and ``gate``."""
+    return f"design -reset\ndesign -copy-from gold -as gold {target}\ndesign -copy-from gate -as gate {target}\n"
+
+
 def equiv_script(gold: list[str], gate: list[str], toplevel: str, parameters: Mapping[str, int],
                  targets: list[str], seq: int = 4) -> str:
     """Yosys script proving each target module (a specialization of the mutated module in the
     elaborated design, flattened) of ``gate`` equivalent to that of ``gold``."""
-    flat = " ".join(targets)
-    script = ""
-    for tag, files in (("gold", gold), ("gate", gate)):
-        script += _elaborate(files, toplevel, parameters) + f"flatten {flat}\nopt_clean\ndesign -stash {tag}\n"
+    script = _stash_pair(gold, gate, toplevel, parameters, targets)
     for i, t in enumerate(targets):
-        script += (f"design -reset\ndesign -copy-from gold -as gold {t}\ndesign -copy-from gate -as gate {t}\n"
-                   f"equiv_make gold gate equiv{i}\nhierarchy -top equiv{i}\nequiv_struct\n"
+        script += (_load_pair(t) + f"equiv_make gold gate equiv{i}\nhierarchy -top equiv{i}\nequiv_struct\n"
                    f"equiv_simple -seq {seq}\nequiv_induct -seq {seq}\nequiv_status\n")
     return script
 
@@ -131,13 +141,9 @@ def miter_script(gold: list[str], gate: list[str], toplevel: str, parameters: Ma
                  targets: list[str]) -> str:
     """Yosys script: a miter of each target module's outputs and a SAT proof that no input
     (and no pair of register states: FFs are free variables) makes them differ."""
-    flat = " ".join(targets)
-    script = ""
-    for tag, files in (("gold", gold), ("gate", gate)):
-        script += _elaborate(files, toplevel, parameters) + f"flatten {flat}\nopt_clean\ndesign -stash {tag}\n"
+    script = _stash_pair(gold, gate, toplevel, parameters, targets)
     for i, t in enumerate(targets):
-        script += (f"design -reset\ndesign -copy-from gold -as gold {t}\ndesign -copy-from gate -as gate {t}\n"
-                   f"miter -equiv -flatten -make_outputs gold gate miter{i}\nhierarchy -top miter{i}\n"
+        script += (_load_pair(t) + f"miter -equiv -flatten -make_outputs gold gate miter{i}\nhierarchy -top miter{i}\n"
                    f"sat -prove trigger 0 miter{i}\n")
     return script
 

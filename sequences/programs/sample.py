@@ -10,6 +10,7 @@ One sampler serves both compile targets of the language, so they mean the same t
 """
 from __future__ import annotations
 
+import ml_dtypes
 import numpy as np
 
 from mxdv.schema import Field, Txn, TxnSchema, TxnError
@@ -221,16 +222,8 @@ _SPECIAL_CODES = {"nan": 0x7FC0, "inf": 0x7F80, "-inf": 0xFF80, "+0": 0x0000, "-
                   "max_subnormal": 0x007F}
 
 
-def _bf16_dtype():
-    import ml_dtypes
-
-    return ml_dtypes.bfloat16
-
-
 def _exact_bf16(value: float) -> int | None:
     """The BF16 code of ``value`` when it is exactly representable (else None)."""
-    import ml_dtypes
-
     if value == 0 or not np.isfinite(value):
         return None
     code = int(np.array([value], dtype=np.float64).astype(np.float32).astype(ml_dtypes.bfloat16).view(np.uint16)[0])
@@ -290,7 +283,7 @@ def _bf16_block(spec: dict, lanes: int, ch: Chooser) -> list[int]:
         ks = [k for k in range(kmax + 1) if t["parity"] == "any" or (k % 2 == 1) == (t["parity"] == "odd")]
         free = [i for i in range(lanes) if i != lane]
         # a tie must stay below the block max (a subnormal max can be below 2^se)
-        top = abs(float(np.array([max_code & 0x7FFF], dtype=np.uint16).view(_bf16_dtype())[0]))
+        top = abs(float(np.array([max_code & 0x7FFF], dtype=np.uint16).view(ml_dtypes.bfloat16)[0]))
         ks = [k for k in ks if (k + 0.5) * 2.0 ** (se - (w - 2)) < top]
         for _ in range(count):
             if not free or not ks:
