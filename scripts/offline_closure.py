@@ -107,6 +107,8 @@ def main(argv=None) -> int:
     p.add_argument("--strategies", default="random,corner_random,hypothesis")
     p.add_argument("--seeds", type=int, default=5)
     p.add_argument("--budget", type=int, default=1000)
+    p.add_argument("--slowest", type=int, default=0, metavar="K",
+                   help="also print, per strategy, the K bins with the latest median first hit")
     args = p.parse_args(argv)
     if args.seeds < 1 or args.budget < 1:
         p.error("--seeds and --budget must be >= 1")
@@ -124,6 +126,10 @@ def main(argv=None) -> int:
         holes = sorted(set().union(*(set(r.names) - r.covered for r in runs)))
         print(f"| {strategy} | {len(closed)}/{len(runs)} | {med_txt} | {span} | {', '.join(holes) or '-'} | "
               f"{time.monotonic() - t0:.0f} |", flush=True)
+        if args.slowest > 0:
+            late = {n: statistics.median([r.first_hit.get(n, args.budget + 1) for r in runs]) for n in runs[0].names}
+            worst = sorted(late.items(), key=lambda kv: -kv[1])[: args.slowest]
+            print(f"  slowest bins ({strategy}): " + ", ".join(f"{n} {v:g}" for n, v in worst), flush=True)
     return 0
 
 
