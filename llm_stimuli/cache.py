@@ -1,5 +1,5 @@
 """Replies cached on disk, keyed by everything that determines them (model, messages,
-response format kind, seed, temperature), so that re-running with the same seed reproduces
+response format kind, the JSON Schema the decoding was constrained to, seed, temperature), so that re-running with the same seed reproduces
 an ``llm`` run offline: when every reply is cached no HTTP request is made at all.
 
 One JSON file per reply, ``<sha256>.json``, written atomically (parallel regression jobs may
@@ -19,9 +19,11 @@ class ReplyCache:
         self.dir.mkdir(parents=True, exist_ok=True)
 
     @staticmethod
-    def key(model: str, messages: list[dict], response_format: str, seed: int, temperature: float) -> str:
+    def key(model: str, messages: list[dict], response_format: str, seed: int, temperature: float,
+            constraint: dict | None = None) -> str:
         blob = json.dumps({"model": model, "messages": messages, "response_format": response_format,
-                           "seed": int(seed), "temperature": float(temperature)}, sort_keys=True)
+                           "seed": int(seed), "temperature": float(temperature),
+                           "constraint": constraint}, sort_keys=True)
         return hashlib.sha256(blob.encode()).hexdigest()
 
     def _path(self, key: str) -> Path:

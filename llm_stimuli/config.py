@@ -37,6 +37,9 @@ class LLMConfig:
     programs_per_call: int = 3
     #: Open bins shown per call (missed-bin sampling picks them).
     targets_shown: int = 6
+    #: "one": each program of a call is asked for one named open bin (targets_shown is then at
+    #: most programs_per_call); "any": the open bins are listed and each program picks one or two.
+    target_assignment: str = "one"
     #: How the shown bins are picked: "random", or "newest" (bins a program missed most recently first).
     bin_sampling: str = "random"
     #: Best programs (most new bins) offered back as examples.
@@ -79,6 +82,8 @@ class LLMConfig:
             raise ValueError("llm strategy: option api_key must be a string")
         if self.schema_profile not in ("compact", "full"):
             raise ValueError(f"llm strategy: option schema_profile must be compact or full, got {self.schema_profile!r}")
+        if self.target_assignment not in ("one", "any"):
+            raise ValueError(f"llm strategy: option target_assignment must be one or any, got {self.target_assignment!r}")
         if self.bin_sampling not in ("random", "newest"):
             raise ValueError(f"llm strategy: option bin_sampling must be random or newest, got {self.bin_sampling!r}")
         for name in ("best_programs", "dialogue_rounds", "max_calls"):

@@ -37,8 +37,9 @@ def stimulus_bins(unit, uncovered) -> tuple[list, int]:
 
 
 def build_prompt(unit, targets, n_programs: int, total_open: int, feedback: list[str],
-                 examples: list[dict]) -> str:
-    """``targets``: the bins (plan :class:`Bin` objects) this request aims at."""
+                 examples: list[dict], assign: bool = False) -> str:
+    """``targets``: the bins (plan :class:`Bin` objects) this request aims at; ``assign``: each
+    program is asked for one of them, in order (``targets`` holds at most ``n_programs``)."""
     lines = [
         f"UNIT: {unit.variant}",
         f"PROGRAMS: {n_programs}",
@@ -53,7 +54,13 @@ def build_prompt(unit, targets, n_programs: int, total_open: int, feedback: list
         describe_language(unit.schema),
         "",
     ]
-    if targets:
+    if targets and assign:
+        # one named bin per program: a small model given a list aims every program at its head
+        lines.append(f"Coverage bins not hit yet ({len(targets)} of {total_open} open ones shown); "
+                     "write one program per bin, in this order:")
+        for i, b in enumerate(targets, 1):
+            lines.append(f"- program {i}: {b.name}: {b.meaning}")
+    elif targets:
         lines.append(f"Coverage bins not hit yet ({len(targets)} of {total_open} open ones shown). "
                      "Each program should aim at one or two of them:")
         for b in targets:

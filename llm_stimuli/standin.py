@@ -55,8 +55,9 @@ def _check_fault(fault: str | None) -> None:
 
 def scripted_programs(header: dict, seed: list[int]) -> list[dict]:
     """``PROGRAMS`` random valid stimulus programs for the unit (swarm programs drawn from its
-    schema alone, like ``hypothesis`` draws them); each names up to two of the listed bins as
-    its targets, without knowing anything about them."""
+    schema alone, like ``hypothesis`` draws them); each names the bin assigned to it (one listed
+    bin per program) or else up to two of the listed bins as its targets, without knowing
+    anything about them."""
     from mxdv.sequences.programs.sample import NumpyChooser
     from mxdv.sequences.programs.swarm import random_program
     from mxdv.unit import get_unit
@@ -66,7 +67,8 @@ def scripted_programs(header: dict, seed: list[int]) -> list[dict]:
     out = []
     for i in range(max(1, header["programs"])):
         prog = random_program(unit.schema, NumpyChooser(rng))
-        prog["targets"] = header["bins"][2 * i: 2 * i + 2]
+        per = 1 if len(header["bins"]) <= header["programs"] else 2
+        prog["targets"] = header["bins"][per * i: per * i + per]
         out.append(prog)
     return out
 

@@ -165,7 +165,8 @@ class LLMStrategy(Strategy):
         shuffled = [bins[i] for i in order]
         if cfg.bin_sampling == "newest":
             shuffled.sort(key=lambda b: -self._missed.get(b.name, -1))
-        return shuffled[: cfg.targets_shown], len(bins)
+        shown = cfg.targets_shown if cfg.target_assignment == "any" else min(cfg.targets_shown, cfg.programs_per_call)
+        return shuffled[:shown], len(bins)
 
     # -- one call -----------------------------------------------------------------------------
     def _call(self, ctx, call: int, feedback: list[str]) -> tuple[list, list[str]]:
@@ -174,9 +175,11 @@ class LLMStrategy(Strategy):
         schema = ctx.unit.schema
         targets, open_count = self._targets(ctx)
         prompt = build_prompt(ctx.unit, targets, cfg.programs_per_call, open_count, feedback,
-                              self._best[: cfg.best_programs])
+                              self._best[: cfg.best_programs], assign=cfg.target_assignment == "one")
         messages = [{"role": "system", "content": SYSTEM}] + self._dialogue + [{"role": "user", "content": prompt}]
-        json_schema = reply_schema(schema, cfg.programs_per_call, ctx.unit.plan.bin_names, cfg.schema_profile)
+        assigned = [b.name for b in targets] if cfg.target_assignment == "one" else None
+        json_schema = reply_schema(schema, cfg.programs_per_call, ctx.unit.plan.bin_names, cfg.schema_profile,
+                                   assigned=assigned)
         seed = int(ctx.cfg.seed) * 100003 + call
         st["calls"] += 1
         programs: list = []
@@ -237,8 +240,10 @@ class LLMStrategy(Strategy):
             for t in missed:
                 self._missed[t] = call
             label = f"program {i + 1} (targets {', '.join(prog['targets']) or 'none'})"
+            others = sorted(b for b in hit if b not in prog["targets"])
             feedback.append(f"{label}: hit {', '.join(t for t in prog['targets'] if t in hit) or 'none of its targets'}"
                             + (f"; missed {', '.join(missed)}" if missed else "")
+                            + (f"; its transactions hit {', '.join(others[:cfg.targets_shown * 2])}" if others else "")
                             + (f"; newly covered {', '.join(new)}" if new else "; nothing new"))
             if new:
                 self._best.append({"program": raw, "hit": new, "call": call})
@@ -251,7 +256,7 @@ class LLMStrategy(Strategy):
         """The reply from the cache (any format the endpoint may still use) or the endpoint."""
         cfg, st, client = self._cfg, self.stats, self._client
         for kind in client.candidate_formats():
-            hit = self._cache.get(self._cache.key(cfg.model, messages, kind, seed, cfg.temperature))
+            hit = self._cache.get(self._cache.key(cfg.model, messages, kind, seed, cfg.temperature, json_schema))
             if hit is not None:
                 st["cache_hits"] += 1
                 client.adopt(kind)
@@ -268,7 +273,7 @@ class LLMStrategy(Strategy):
         out = {"text": reply.text, "prompt_tokens": reply.prompt_tokens,
                "completion_tokens": reply.completion_tokens, "latency_s": round(reply.latency_s, 3),
                "response_format": reply.response_format, "attempts": reply.attempts}
-        self._cache.put(self._cache.key(cfg.model, messages, reply.response_format, seed, cfg.temperature), out)
+        self._cache.put(self._cache.key(cfg.model, messages, reply.response_format, seed, cfg.temperature, json_schema), out)
         return dict(out, cached=False)
 
     # -- records -------------------------------------------------------------------------

@@ -91,9 +91,10 @@ class OfflineContext:
         return self.execute_now([self.unit.schema.normalize(t) for t in txns])
 
 
-def run_one(unit, strategy: str, seed: int, budget: int) -> OfflineContext:
+def run_one(unit, strategy: str, seed: int, budget: int, options: dict | None = None) -> OfflineContext:
     ctx = OfflineContext(unit, seed, budget)
-    strat = get_strategy(strategy)({})
+    strat = get_strategy(strategy)(dict(options or {}))
+    ctx.strategy = strat
     if hasattr(strat, "_run_blocking"):  # hypothesis: its search loop, with a blocking execute
         strat._run_blocking(ctx, ctx.execute_now)
     else:
@@ -109,7 +110,15 @@ def main(argv=None) -> int:
     p.add_argument("--budget", type=int, default=1000)
     p.add_argument("--slowest", type=int, default=0, metavar="K",
                    help="also print, per strategy, the K bins with the latest median first hit")
+    p.add_argument("--option", action="append", default=[], metavar="KEY=VALUE",
+                   help="strategy option, as for `mxdv run --option` (repeatable)")
     args = p.parse_args(argv)
+    options = {}
+    for item in args.option:
+        key, sep, value = item.partition("=")
+        if not sep or not key:
+            p.error(f"--option {item!r}: expected KEY=VALUE")
+        options[key] = value
     if args.seeds < 1 or args.budget < 1:
         p.error("--seeds and --budget must be >= 1")
     unit = get_unit(args.unit)
@@ -118,7 +127,7 @@ def main(argv=None) -> int:
     print("|---|---|---|---|---|---|")
     for strategy in args.strategies.split(","):
         t0 = time.monotonic()
-        runs = [run_one(unit, strategy, s, args.budget) for s in range(1, args.seeds + 1)]
+        runs = [run_one(unit, strategy, s, args.budget, options) for s in range(1, args.seeds + 1)]
         closed = [r.closure_txns for r in runs if r.closure_txns]
         med = statistics.median([r.closure_txns or args.budget + 1 for r in runs])
         med_txt = f"{med:g}" if med <= args.budget else f"not within {args.budget}"

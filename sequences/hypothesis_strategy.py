@@ -138,12 +138,16 @@ class Elites:
             self.near.pop(n, None)
 
     def propose(self, schema, ch) -> dict:
-        from mxdv.sequences.programs.swarm import mutate_program, random_program
+        """A near miss is walked by a local nudge of its numbers (or respecified); a novelty
+        program is respecified (:func:`~mxdv.sequences.programs.swarm.mutate_program`)."""
+        from mxdv.sequences.programs.swarm import mutate_program, nudge_program, random_program
 
         if (self.novel or self.near) and ch.coin(self.mutate):
-            pool = [p for _, p in self.near.values()] if self.near and ch.coin(0.5) else self.novel
-            pool = pool or self.novel or [p for _, p in self.near.values()]
-            return mutate_program(schema, pool[ch.index(len(pool))], ch)
+            if self.near and (not self.novel or ch.coin(0.5)):
+                near = list(self.near.values())
+                program = near[ch.index(len(near))][1]
+                return nudge_program(program, ch) if ch.coin(0.6) else mutate_program(schema, program, ch)
+            return mutate_program(schema, self.novel[ch.index(len(self.novel))], ch)
         return random_program(schema, ch)
 
 
@@ -181,8 +185,9 @@ class HypothesisStrategy(Strategy):
         from hypothesis.database import DirectoryBasedExampleDatabase, InMemoryExampleDatabase
         from hypothesis.errors import HypothesisSideeffectWarning
 
-        from mxdv.sequences.programs.language import validate_program
+        from mxdv.sequences.programs.language import ProgramError, validate_program
         from mxdv.sequences.programs.sample import NumpyChooser, sample_txn
+        from mxdv.sequences.programs.swarm import random_program
 
         warnings.filterwarnings("ignore", category=HypothesisSideeffectWarning)
         longest = int(self.options.get("max_sequence", 4))
@@ -220,7 +225,12 @@ class HypothesisStrategy(Strategy):
             # iid while Hypothesis still stores, replays and shrinks the sequence.
             ch = NumpyChooser(np.random.default_rng(draw(st.integers(0, 2 ** 63))))
             raw = elites.propose(schema, ch)
-            return {"txn": sample_txn(schema, validate_program(schema, raw), ch), "program": raw}
+            try:
+                program = validate_program(schema, raw)
+            except ProgramError:  # a nudge stepped outside a domain: a fresh program instead
+                raw = random_program(schema, ch)
+                program = validate_program(schema, raw)
+            return {"txn": sample_txn(schema, program, ch), "program": raw}
 
         seq_strategy = st.lists(one_txn(), min_size=1, max_size=longest)
         distances = {b.name: b.distance for b in plan.bins if b.distance is not None}

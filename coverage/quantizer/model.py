@@ -207,10 +207,14 @@ def _groups():
 
 @lru_cache(maxsize=None)
 def build_plan(block: int) -> CoveragePlan:
+    from mxdv.coverage.quantizer.distance import distances
+
+    far = distances()
     groups = []
     for gname, doc, bins in _groups():
         groups.append(BinGroup(gname, doc, tuple(
-            Bin(name, meaning, why, (lambda h: (lambda rng: h(rng, block)))(hint) if hint else None)
+            Bin(name, meaning, why, (lambda h: (lambda rng: h(rng, block)))(hint) if hint else None,
+                distance=far.get(name))
             for name, meaning, why, hint in bins)))
     groups.append(protocol_group())
     intro = (f"The MX quantizer converts one block of {block} BF16 values into an E8M0 scale and "

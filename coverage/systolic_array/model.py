@@ -409,11 +409,14 @@ def _groups():
 
 @lru_cache(maxsize=None)
 def build_plan(rows: int, cols: int, block: int) -> CoveragePlan:
+    from mxdv.coverage.systolic_array.distance import distances
+
     g = Geometry(rows, cols, block)
+    far = distances()
     groups = []
     for gname, doc, bins in _groups():
         groups.append(BinGroup(gname, doc, tuple(
-            Bin(name, meaning, why, (lambda h: (lambda rng: h(rng, g)))(hint))
+            Bin(name, meaning, why, (lambda h: (lambda rng: h(rng, g)))(hint), distance=far.get(name))
             for name, meaning, why, hint in bins)))
     groups.append(protocol_group())
     intro = (f"The {rows} x {cols} systolic array computes Y = A @ W for one tile of MXINT8 activations and "

@@ -56,6 +56,10 @@ def _array_schema(f: Field, compact: bool = False) -> dict:
                                                       "parity": {"enum": ["odd", "even", "any"]}},
                      "required": ["width"], "additionalProperties": False},
         }
+        if compact:
+            # a small model given an all-optional object answers `{}` (measured: Qwen2.5-Coder-0.5B
+            # wrote `"values": {}` for every program); the block's binade must be chosen
+            return {"type": "object", "properties": props, "required": ["max_exp"], "additionalProperties": False}
     else:
         ndim = len(f.shape)
         index = {"anyOf": [{"type": "integer", "minimum": -4096, "maximum": 4096}, {"enum": ["*", "random"]}]}
@@ -98,15 +102,27 @@ def program_schema(schema: TxnSchema, bin_names: list[str] | None = None, compac
 
 
 def reply_schema(schema: TxnSchema, programs: int, bin_names: list[str] | None = None,
-                 profile: str = "compact") -> dict:
+                 profile: str = "compact", assigned: list[str] | None = None) -> dict:
     """JSON Schema of an LLM reply ``{"programs": [program, ...]}`` (1..``programs`` items), in
-    the given profile (see :data:`PROFILES`)."""
+    the given profile (see :data:`PROFILES`). With ``assigned`` (one bin name per program), the
+    reply is exactly that many programs, program i targeting ``assigned[i]`` first: the model
+    then writes each program's fields right after the bin it aims at."""
     if profile not in PROFILES:
         raise ValueError(f"schema profile must be one of {PROFILES}, got {profile!r}")
     item = program_schema(schema, bin_names, compact=profile == "compact")
-    return {"type": "object", "properties": {"programs": {
-        "type": "array", "items": item, "minItems": 1, "maxItems": programs}},
-        "required": ["programs"], "additionalProperties": False}
+    if assigned:
+        tuple_items = []
+        for name in assigned:
+            one = dict(item, properties=dict(item["properties"], targets={
+                "type": "array", "prefixItems": [{"const": name}], "items": False,
+                "minItems": 1, "maxItems": 1}))
+            tuple_items.append(one)
+        array = {"type": "array", "prefixItems": tuple_items, "items": False,
+                 "minItems": len(assigned), "maxItems": len(assigned)}
+    else:
+        array = {"type": "array", "items": item, "minItems": 1, "maxItems": programs}
+    return {"type": "object", "properties": {"programs": array},
+            "required": ["programs"], "additionalProperties": False}
 
 
 def describe_language(schema: TxnSchema) -> str:

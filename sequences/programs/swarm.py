@@ -165,6 +165,51 @@ def random_program(schema: TxnSchema, ch: Chooser, count: int = 8, p_scalar: flo
     return {"count": count, "fields": fields}
 
 
+#: Steps of a numeric nudge (AFL's arithmetic mutations, on a program's literals).
+NUDGES = (1, 1, 2, 3, 4, 8, 16, 32, 64)
+
+
+def _literals(node, path=()):
+    """Paths to the integer literals of a program's field specs (booleans excluded)."""
+    if isinstance(node, bool):
+        return []
+    if isinstance(node, int):
+        return [path]
+    if isinstance(node, dict):
+        return [p for k in sorted(node) for p in _literals(node[k], path + (k,))]
+    if isinstance(node, list):
+        return [p for i, v in enumerate(node) for p in _literals(v, path + (i,))]
+    return []
+
+
+def _copy(node):
+    if isinstance(node, dict):
+        return {k: _copy(v) for k, v in node.items()}
+    if isinstance(node, list):
+        return [_copy(v) for v in node]
+    return node
+
+
+def nudge_program(program: dict, ch: Chooser) -> dict:
+    """``program`` with one to three integer literals moved by a small step (or negated): a
+    local move, so a program that came near an open bin can be walked closer. The result may
+    fall outside a domain; the caller validates it."""
+    fields = _copy(program.get("fields", {}))
+    paths = _literals(fields)
+    for _ in range(1 + ch.index(3) if paths else 0):
+        path = paths[ch.index(len(paths))]
+        node = fields
+        for key in path[:-1]:
+            node = node[key]
+        old = node[path[-1]]
+        if ch.coin(0.1):
+            node[path[-1]] = -old
+        else:
+            step = NUDGES[ch.index(len(NUDGES))]
+            node[path[-1]] = old + (step if ch.coin(0.5) else -step)
+    return {"count": program.get("count", 8), "fields": fields}
+
+
 def mutate_program(schema: TxnSchema, program: dict, ch: Chooser) -> dict:
     """``program`` with one or two of its fields given a new random spec or left random
     (a structure-aware mutation: the other fields keep what made the program interesting)."""
@@ -184,4 +229,4 @@ def mutate_program(schema: TxnSchema, program: dict, ch: Chooser) -> dict:
     return {"count": program.get("count", 8), "fields": fields}
 
 
-__all__ = ["random_program", "random_field_spec", "mutate_program", "BF16_EXP_EDGES"]
+__all__ = ["random_program", "random_field_spec", "mutate_program", "nudge_program", "BF16_EXP_EDGES"]

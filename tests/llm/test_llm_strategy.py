@@ -173,8 +173,13 @@ def test_fallback_from_json_schema_and_coverage(tmp_path):
         kinds = [(r.get("response_format") or {}).get("type") for r in s.requests]
         sent = s.requests[1]["response_format"]["schema"]
     assert kinds[:2] == ["json_schema", "json_object"] and "json_schema" not in kinds[2:]
-    assert sent["properties"]["programs"]["maxItems"] == 3, "the reply schema asks for programs_per_call programs"
-    assert set(sent["properties"]["programs"]["items"]["properties"]["fields"]["properties"]) == {"elem_width", "values"}
+    programs = sent["properties"]["programs"]
+    assert programs["minItems"] == programs["maxItems"] == 3, "one program per assigned bin, programs_per_call of them"
+    assigned = [item["properties"]["targets"]["prefixItems"][0]["const"] for item in programs["prefixItems"]]
+    assert len(set(assigned)) == 3 and set(assigned) <= set(UNIT.plan.bin_names)
+    prompt = s.requests[1]["messages"][-1]["content"]
+    assert all(f"- program {i}: {name}:" in prompt for i, name in enumerate(assigned, 1)), "the prompt names each program's bin"
+    assert set(programs["prefixItems"][0]["properties"]["fields"]["properties"]) == {"elem_width", "values"}
     assert stats["response_format"] == "json_object_schema"
     assert stats["rejected_formats"] == ["json_schema: HTTP 500"]
     assert stats["requests"] == stats["replies"] + 1 and stats["cache_hits"] == 0
@@ -388,7 +393,7 @@ def test_max_calls(tmp_path):
 @pytest.mark.parametrize("sampling", ["newest", "random"])
 def test_missed_bin_sampling(tmp_path, sampling):
     with StandinServer() as s:
-        _, stats, _ = run_strategy(tmp_path, {"base_url": s.base_url, "bin_sampling": sampling, "converge_calls": 6,
+        _, stats, _ = run_strategy(tmp_path, {"base_url": s.base_url, "bin_sampling": sampling, "converge_calls": 6, "target_assignment": "any",
                                               "stagnation_calls": 100, "batch_size": 1},
                                    budget=1000, ctx_cls=BarrenCtx)
         shown = [parse_header(last_prompt(r))["bins"] for r in chat_requests(s)]
@@ -443,7 +448,7 @@ def test_the_strategy_never_calls_a_plan_hint(tmp_path, monkeypatch):
     assert Spy.consulted == 0 and stats["error"] is None and len(ctx.executed) == 48
     for text in prompts:
         for name in parse_header(text)["bins"]:
-            assert f"- {name}: {UNIT.plan.get(name).meaning}" in text
+            assert f"{name}: {UNIT.plan.get(name).meaning}\n" in text
 
 
 # -- configuration ------------------------------------------------------------------------
