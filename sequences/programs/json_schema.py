@@ -94,10 +94,15 @@ def program_schema(schema: TxnSchema, bin_names: list[str] | None = None, compac
             if f.kind in ("int", "bits"):
                 refs.append(f.name)
     target = {"enum": bin_names} if bin_names else {"type": "string"}
+    spec = {"type": "object", "properties": fields, "additionalProperties": False}
+    if compact:
+        # measured: given optional fields, Qwen2.5-Coder-0.5B wrote only the scalar ones, so every
+        # program was the default block; the array fields (the content) must get a spec
+        spec["required"] = [f.name for f in schema.fields if f.shape]
     return {"type": "object", "properties": {
         "targets": {"type": "array", "items": target, "minItems": 1, "maxItems": 4},
         "count": {"type": "integer", "minimum": 1, "maximum": MAX_COUNT},
-        "fields": {"type": "object", "properties": fields, "additionalProperties": False}},
+        "fields": spec},
         "required": ["targets", "fields"], "additionalProperties": False}
 
 
