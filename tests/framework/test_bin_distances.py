@@ -1,0 +1,66 @@
+"""Bin distances (``Bin.distance``): 0 exactly when the bin is hit, positive otherwise, on
+varied transactions of every unit; and the local nudge that walks a near miss closer."""
+import numpy as np
+import pytest
+
+from mxdv.sequences.corner_random import draw_transaction
+from mxdv.sequences.programs.language import ProgramError, validate_program
+from mxdv.sequences.programs.sample import NumpyChooser, sample_txn
+from mxdv.sequences.programs.swarm import nudge_program, random_program
+from mxdv.unit import get_unit
+
+UNITS = ["quantizer", "systolic_array"]
+
+
+def _txns(unit, n, seed):
+    rng = np.random.default_rng(seed)
+    ch = NumpyChooser(rng)
+    for i in range(n):
+        if i % 2:
+            yield unit.schema.normalize(draw_transaction(unit.schema, rng))
+        else:
+            yield sample_txn(unit.schema, validate_program(unit.schema, random_program(unit.schema, ch)), ch)
+
+
+@pytest.mark.parametrize("name", UNITS)
+def test_distance_is_zero_exactly_when_the_bin_is_hit(name):
+    unit = get_unit(name)
+    measured = [b for b in unit.plan.bins if b.distance is not None]
+    assert measured, f"{name} declares distances for its slow bins"
+    zero, positive = set(), set()
+    for txn in _txns(unit, 600, 7):
+        hits = unit.sample(txn)
+        for b in measured:
+            d = b.distance(txn)
+            assert d >= 0, (b.name, d)
+            assert (d == 0) == (b.name in hits), (b.name, d, unit.format_txn(txn))
+            (zero if d == 0 else positive).add(b.name)
+    # the check above must have seen both outcomes for most bins, or it proves little
+    assert len(zero) >= len(measured) // 2 and len(positive) == len(measured)
+
+
+def test_quantizer_exponent_distance_counts_binades():
+    unit = get_unit("quantizer")
+    d = unit.plan.get("exp.m96_m65").distance
+    block = lambda e: {"elem_width": 8, "values": [((e + 127) << 7)] + [0] * 31}  # noqa: E731
+    assert d(block(-65)) == 0 and d(block(-96)) == 0
+    assert d(block(-60)) == 5 and d(block(-100)) == 4
+    assert unit.plan.get("special.zero").distance({"elem_width": 8, "values": [0x3F80, 0x8000] + [0x0001] * 30}) == 31
+
+
+def test_nudge_moves_literals_and_keeps_the_rest():
+    ch = NumpyChooser(np.random.default_rng(3))
+    prog = {"count": 8, "fields": {"elem_width": 8, "values": {"max_exp": -70, "signs": "neg", "all_equal": True}}}
+    moved = set()
+    for _ in range(200):
+        out = nudge_program(prog, ch)
+        assert out["fields"]["values"]["signs"] == "neg" and out["fields"]["values"]["all_equal"] is True
+        assert prog["fields"]["values"]["max_exp"] == -70, "the elite itself is not changed"
+        moved.add(out["fields"]["values"]["max_exp"])
+        moved.add(out["fields"]["elem_width"])
+    assert {-71, -69} <= moved and len(moved) > 10
+    unit = get_unit("quantizer")
+    outside = [nudge_program(prog, ch) for _ in range(200)]
+    with pytest.raises(ProgramError):  # e.g. elem_width 9: the caller validates and falls back
+        for p in outside:
+            validate_program(unit.schema, p)
