@@ -170,10 +170,11 @@ NUDGES = (1, 1, 2, 3, 4, 8, 16, 32, 64)
 
 
 def _literals(node, path=()):
-    """Paths to the integer literals of a program's field specs (booleans excluded)."""
+    """Paths to the literals a nudge can move: integers (booleans excluded), probabilities
+    (floats) and special-value names."""
     if isinstance(node, bool):
         return []
-    if isinstance(node, int):
+    if isinstance(node, (int, float)) or (isinstance(node, str) and node in BF16_SPECIALS):
         return [path]
     if isinstance(node, dict):
         return [p for k in sorted(node) for p in _literals(node[k], path + (k,))]
@@ -191,8 +192,9 @@ def _copy(node):
 
 
 def nudge_program(program: dict, ch: Chooser) -> dict:
-    """``program`` with one to three integer literals moved by a small step (or negated): a
-    local move, so a program that came near an open bin can be walked closer. The result may
+    """``program`` with one to three literals moved by a small step: an integer by +-1..64 (or
+    negated), a probability along [0, 1], a special value to another one. A local move, so a
+    program that came near an open bin can be walked closer. The result may
     fall outside a domain; the caller validates it."""
     fields = _copy(program.get("fields", {}))
     paths = _literals(fields)
@@ -202,7 +204,12 @@ def nudge_program(program: dict, ch: Chooser) -> dict:
         for key in path[:-1]:
             node = node[key]
         old = node[path[-1]]
-        if ch.coin(0.1):
+        if isinstance(old, str):  # another special value at the same lane
+            node[path[-1]] = _pick(ch, [v for v in BF16_SPECIALS if v != old])
+        elif isinstance(old, float):  # a probability: to an end, or a step along [0, 1]
+            step = _pick(ch, (-1.0, -0.25, -0.1, 0.1, 0.25, 1.0))
+            node[path[-1]] = round(min(1.0, max(0.0, old + step)), 3)
+        elif ch.coin(0.1):
             node[path[-1]] = -old
         else:
             step = NUDGES[ch.index(len(NUDGES))]
