@@ -306,11 +306,14 @@ def _groups(p: _P):
 
 @lru_cache(maxsize=None)
 def build_plan(d: int, block: int, kb: int, qrows: int, tile: int, maxlen: int) -> CoveragePlan:
+    from mxdv.coverage.attention.distance import distances
+
     p = _P(d, block, kb, qrows, tile, maxlen)
+    far = distances(p)
     groups = []
     for gname, doc, bins in _groups(p):
         groups.append(BinGroup(gname, doc, tuple(
-            Bin(name, meaning, why, (lambda h: (lambda rng: h(rng, p)))(hint))
+            Bin(name, meaning, why, (lambda h: (lambda rng: h(rng, p)))(hint), distance=far.get(name))
             for name, meaning, why, hint in bins)))
     groups.append(protocol_group())
     intro = (f"The attention unit (D={d}, BLOCK={block}, MXINT{kb} K/V, up to {qrows} query rows, "

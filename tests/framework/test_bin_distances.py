@@ -9,7 +9,7 @@ from mxdv.sequences.programs.sample import NumpyChooser, sample_txn
 from mxdv.sequences.programs.swarm import nudge_program, random_program
 from mxdv.unit import get_unit
 
-UNITS = ["quantizer", "systolic_array"]
+UNITS = ["quantizer", "systolic_array", "attention"]
 
 
 def _txns(unit, n, seed):
