@@ -11,9 +11,10 @@ transactions and replays exactly.
 
 Coverage direction, without the plan's hints (this strategy never calls them):
 
-* ``target()`` per uncovered bin that declares a ``distance`` (0 when hit): Hypothesis climbs
-  toward the nearest uncovered bins once its targeting phase starts, and the program that came
-  nearest each open bin is kept as an elite to mutate;
+* per uncovered bin that declares a ``distance`` (0 when hit; ``coverage/<unit>/distance.py``),
+  the program that came nearest is kept as a near-miss elite and walked closer by local nudges
+  of its literals (``swarm.nudge_program``: an exponent by a few binades, a probability toward
+  1, a special value to another); ``target()`` reports the same distances to Hypothesis;
 * elites: programs whose transactions covered a bin first are mutated (a field respecified, or
   one primitive of a fresh spec added), as a coverage-guided fuzzer mutates its corpus;
 * repeats are not driven again (Hypothesis hands out many);
