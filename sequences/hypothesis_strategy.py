@@ -181,10 +181,10 @@ class HypothesisStrategy(Strategy):
     # -- the run -----------------------------------------------------------------------------
     def _run_blocking(self, ctx, execute) -> None:
         """The search; ``execute(txns) -> results`` is blocking (in simulation, ``resume(ctx.execute)``)."""
-        from hypothesis import HealthCheck, Phase, given, reject, seed, settings, target
+        from hypothesis import HealthCheck, Phase, given, seed, settings, target
         from hypothesis import strategies as st
         from hypothesis.database import DirectoryBasedExampleDatabase, InMemoryExampleDatabase
-        from hypothesis.errors import HypothesisSideeffectWarning
+        from hypothesis.errors import Flaky, HypothesisSideeffectWarning
 
         from mxdv.sequences.programs.language import ProgramError, validate_program
         from mxdv.sequences.programs.sample import NumpyChooser, sample_txn
@@ -266,8 +266,8 @@ class HypothesisStrategy(Strategy):
                     corpus.offer(r.txn, ctx.unit.sample(r.txn))
                     if r.new_bins and state["failing"] is None:
                         elites.add(d["program"])
-            if not failed and (len(results) < len(txns) or any(r.status == "dropped" for r in results)):
-                reject()  # a reset dropped part of the sequence
+            # (a sequence that a reset cut short is not rejected: Hypothesis replays examples, and
+            # a replay that skips the repeats must end the same way, or it reports FlakyReplay)
             for name in open_bins[:16]:
                 dist, nearest = min(((float(distances[name](d["txn"])), d["program"]) for d in drawn), key=lambda x: x[0])
                 target(-dist, label=name)
@@ -295,6 +295,14 @@ class HypothesisStrategy(Strategy):
                 except _Mismatch:
                     self._write_reproducer(ctx, state["failing"])
                     return
+                except Flaky as exc:
+                    if state["failing"] is not None:  # the failure did not replay: report what was seen
+                        self.stats["flaky"] = f"{type(exc).__name__}: {str(exc).splitlines()[0]}"
+                        self._write_reproducer(ctx, state["failing"])
+                        return
+                    # the engine's own replay disagreed (the run state changed under it): a new engine
+                    self.stats["engine_restarts"] = self.stats.get("engine_restarts", 0) + 1
+                    log.warning("hypothesis: engine ended on %s; starting a new one", type(exc).__name__)
         finally:
             self.stats["corpus_size"] = len(corpus.entries)
             corpus.save()
