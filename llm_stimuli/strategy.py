@@ -202,8 +202,9 @@ class LLMStrategy(Strategy):
             self._write(dict(entry, reply=reply, valid=len(programs), problems=problems))
             if programs or attempt == cfg.max_repairs:
                 if programs:
+                    kept = 2 * cfg.dialogue_rounds  # ([-0:] would keep the whole history)
                     self._dialogue = (self._dialogue + [{"role": "user", "content": prompt},
-                                                        {"role": "assistant", "content": reply["text"]}])[-2 * cfg.dialogue_rounds:]
+                                                        {"role": "assistant", "content": reply["text"]}])[-kept:] if kept else []
                 break
             st["repairs"] += 1
             messages = messages + [{"role": "assistant", "content": reply["text"]},
