@@ -170,7 +170,8 @@ class CoveragePlan:
             lines.append(f"{total} bins in {len(self.groups)} groups. Closure = every bin hit at least once.")
         lines.append("")
         for g in self.groups:
-            origin = "hit by the environment" if g.environment else "hit by transaction contents"
+            origin = ("hit by transaction contents crossed with the environment" if any(b.env_cross for b in g.bins)
+                      else "hit by the environment" if g.environment else "hit by transaction contents")
             goals = any(b.at_least > 1 for b in g.bins)
             lines += [f"## `{g.name}` ({len(g.bins)} bins, {origin})", "", g.doc.strip(), "",
                       "| bin | what it means | why it matters |" + (" goal |" if goals else ""),
