@@ -441,13 +441,15 @@ def _h_far_opposite(rng, g):
 
 
 def _with_fmt(hint, wfmt: int, tries: int = 64):
-    """A hint's tile with ``wfmt`` weights (hints choose the format that reaches their sums)."""
+    """A hint's tile with ``wfmt`` weights (hints choose the format that reaches their sums);
+    after ``tries`` draws without one (a small BLOCK may leave a sum out of MXINT4's reach) the
+    last tile is returned: the bin then stays open, which the closure tests would show."""
     def h(rng, g):
         for _ in range(tries):
             t = hint(rng, g)
             if int(t["wfmt"]) == wfmt:
                 return t
-        raise ValueError(f"hint reached no MXINT{wfmt} tile in {tries} tries (wfmt)")
+        return t
     return h
 
 
