@@ -172,6 +172,13 @@ def exp2_neg(x) -> tuple[np.ndarray, np.ndarray]:
     return np.take(EXP2_MANTISSA, x & 1023), x >> LOGIT_FRAC_BITS
 
 
+def exp2_lut_index(x) -> tuple[np.ndarray, np.ndarray]:
+    """Rule A4's table addresses for 2**(-x / 1024), x >= 0: (LUT_HI index f >> 5, LUT_LO index
+    f & 31) of the fraction f = x & 1023 (the entries :data:`EXP2_MANTISSA` combines)."""
+    f = np.asarray(x, dtype=np.int64) & ((1 << LOGIT_FRAC_BITS) - 1)
+    return f >> 5, f & 31
+
+
 def _weights(x: np.ndarray) -> np.ndarray:
     """p = (pf << 5) >> xi (Q1.20), 0 when xi >= 21."""
     pf, xi = exp2_neg(x)

@@ -15,7 +15,7 @@ import numpy as np
 
 from mxdv.coverage.plan import Bin, BinGroup, CoveragePlan, env_cross_group, protocol_group
 from mxdv.refmodel.attention import (LOGIT_FRAC_BITS, ROUND_TIE_EVEN, ROUND_TIE_ODD, VALUE_FRAC_BITS,
-                                     WEIGHT_FRAC_BITS, mx_attention_trace)
+                                     WEIGHT_FRAC_BITS, exp2_lut_index, mx_attention_trace)
 
 _E8M0_NAN = 0xFF
 _E8M0_MAX = 0xFE
@@ -307,7 +307,8 @@ def _groups(p: _P):
 
 # -- internal corners (from the trace), goals and the environment crosses ----------------------
 #: Bins where one hit proves little: each needs this many (``Bin.at_least``).
-GOALS = {"div.tie_even": 2, "div.tie_odd": 2, "div.round_up_sticky": 2}
+GOALS = {"div.tie_even": 2, "div.tie_odd": 2, "div.round_up_sticky": 2,
+         **{f"exp2.{w}_{i}": 3 for w in ("hi", "lo") for i in range(32)}}
 
 
 def _hint_div_tie(odd: bool):
@@ -343,8 +344,23 @@ def _extra_groups(p: _P):
                          "tile after the first that another row of the same tile does see",
                          "per-row skip: the tile is processed for one row and must leave the other row's "
                          "max, sum and accumulator untouched", _hint_multi_row_skip))
+    lut = [(f"exp2.{which}_{i}", f"a visible key with non-zero weight reads {which.upper()}-table entry {i} of "
+            f"the 2^-x unit ({'f & 31' if which == 'lo' else 'f >> 5'} = {i}, f the fraction of m - t)",
+            "each table entry is a constant of its own: a wrong entry only shows in outputs whose keys "
+            "read it, several times over", _hint_lut)
+           for which in ("hi", "lo") for i in range(32)]
     return [("internal", "Internal corners read from the reference model's trace: how the divider rounds "
-             "(`AttentionTrace.div_rounding`) and per-row tile visibility.", internal)]
+             "(`AttentionTrace.div_rounding`) and per-row tile visibility.", internal),
+            ("exp2_lut", "Every entry of the 2^-x unit's two 32-entry tables (rule A4: pf = LUT_HI[f >> 5] * "
+             "LUT_LO[f & 31], f the fraction of m - t), read by a key with non-zero weight in a non-NaN row "
+             "(`exp2_lut_index` on the trace's logits and running max).", lut)]
+
+
+def _hint_lut(rng, p):
+    """The longest sequences with spread scores: each key's m - t reads one entry of each table."""
+    t = _base(rng, p, n_rows=p.qrows, n_keys=p.maxlen, amp=int(rng.choice([20, 40, 80])))
+    t["q_scales"] = rng.integers(126, 129, (t["n_rows"], p.nb)).tolist()
+    return t
 
 
 def _any_of(*hints):
@@ -477,6 +493,9 @@ def sample(txn: dict, q, k, v, params: dict) -> set[str]:
     acc, l_sum = np.asarray(tr.acc), np.asarray(tr.l)
     if _sticky_round_up(np.where(nan, 0, acc), np.broadcast_to(l_sum[:, None], acc.shape)):
         hits.add("div.round_up_sticky")
+    lut_hi, lut_lo = exp2_lut_index(gap[weighted & ok[:, None]])
+    hits.update(f"exp2.hi_{i}" for i in np.unique(lut_hi).tolist())
+    hits.update(f"exp2.lo_{i}" for i in np.unique(lut_lo).tolist())
     rounding = np.asarray(tr.div_rounding)
     if ((rounding == ROUND_TIE_EVEN) & ~nan).any():
         hits.add("div.tie_even")
