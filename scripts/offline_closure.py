@@ -3,8 +3,8 @@
 No RTL and no simulator: every transaction "passes" and is sampled by the unit's own coverage
 model (``Unit.sample``); environment bins (stalls, resets, and content crossed with them) are
 left out, since only a simulation hits them. A bin is covered at its goal (``Bin.at_least``).
-A tool for strategy developers: minutes instead of hours per comparison. Closure numbers for claims come from ``mxdv eval`` (simulation); label numbers
-from this script "coverage model only".
+A tool for strategy developers: minutes instead of hours per comparison. Closure numbers for
+claims come from ``mxdv eval`` (simulation); label numbers from this script "coverage model only".
 
     python scripts/offline_closure.py --unit attention --strategies corner_random,hypothesis --seeds 5 --budget 400
 """
