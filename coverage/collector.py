@@ -1,5 +1,8 @@
 """Binds a :class:`~mxdv.coverage.plan.CoveragePlan` to cocotb-coverage.
 
+cocotb-coverage counts every hit; a bin is covered when its count reaches its goal
+(``Bin.at_least``), which :meth:`CoverageCollector.percent` and ``uncovered`` apply.
+
 Each plan group is one ``CoverPoint`` named ``<unit>.<group>`` whose bins are the plan's bin
 names; a sample is the set of bin names a checked transaction (or an environment event) hit.
 cocotb-coverage keeps one global ``coverage_db`` per process, so runs are combined through
@@ -13,7 +16,7 @@ from typing import Iterable
 import yaml
 from cocotb_coverage.coverage import CoverPoint, coverage_db, merge_coverage
 
-from mxdv.coverage.plan import CoveragePlan, check_hits
+from mxdv.coverage.plan import CoveragePlan, check_hits, percent, uncovered
 
 
 class CoverageCollector:
@@ -43,7 +46,7 @@ class CoverageCollector:
             return []
         before = self.hits()
         self._sample(frozenset(hit))
-        return [n for n in self.plan.bin_names if n in hit and before[n] == 0]
+        return [b.name for b in self.plan.bins if b.name in hit and before[b.name] + 1 == b.at_least]
 
     def hits(self) -> dict[str, int]:
         out: dict[str, int] = {}
@@ -52,12 +55,12 @@ class CoverageCollector:
         return out
 
     def percent(self) -> float:
-        hits = self.hits()
-        return 100.0 * sum(1 for v in hits.values() if v > 0) / len(hits)
+        """Bins at their goal (``Bin.at_least`` hits), in percent of the plan."""
+        return percent(self.plan, self.hits())
 
     def uncovered(self) -> list[str]:
-        hits = self.hits()
-        return [n for n in self.plan.bin_names if hits[n] == 0]
+        """Bins below their goal."""
+        return [b.name for b in uncovered(self.plan, self.hits())]
 
     def export(self, path: Path) -> Path:
         """Write this process's coverage database (cocotb-coverage YAML)."""

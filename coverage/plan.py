@@ -7,6 +7,12 @@ two in step), so the written plan and the implemented model cannot drift apart.
 Bins are grouped; a group becomes one cocotb-coverage ``CoverPoint`` (see ``collector.py``).
 Every unit's plan also gets the :func:`protocol_group` bins, which the environment (not the
 stimulus) hits: output stalls of several lengths, back-to-back transfers, reset in traffic.
+
+A bin may need more than one hit (``Bin.at_least``, default 1) where one hit proves little
+(rounding ties, saturation); closure is every bin at its goal. A unit may cross classes of
+its content bins with what the environment did to the transaction (:func:`env_cross_group`:
+the output stalled while its result waited, or it was the first transaction after a reset);
+the run context samples those crosses from each checked transaction.
 """
 from __future__ import annotations
 
@@ -59,10 +65,40 @@ class Bin:
     why: str
     hint: Hint | None = field(default=None, compare=False, repr=False)
     distance: Distance | None = field(default=None, compare=False, repr=False)
+    #: Hits this bin needs before it counts as covered (closure = every bin at its goal).
+    at_least: int = 1
+    #: For a bin of an :func:`env_cross_group`: the content class and environment condition.
+    env_cross: "EnvCross | None" = None
 
     def __post_init__(self) -> None:
+        if not isinstance(self.at_least, int) or self.at_least < 1:
+            raise ValueError(f"bin {self.name!r}: at_least must be an integer >= 1, got {self.at_least!r}")
         if self.hint is not None and not hasattr(self.hint, "__wrapped__"):
             object.__setattr__(self, "hint", _guarded(self.name, self.hint))
+
+
+#: What the environment did to a transaction, as the run context observes it.
+ENV_CONDITIONS = {
+    "stalled": "its output was stalled (valid, not ready) before it was accepted",
+    "after_reset": "it was one of the first 4 transactions driven after a reset (within the pipeline's depth)",
+}
+
+
+@dataclass(frozen=True)
+class EnvCross:
+    """A content class (any of ``members``, content bins of the plan) crossed with an
+    environment condition (a key of :data:`ENV_CONDITIONS`)."""
+
+    klass: str
+    members: tuple[str, ...]
+    condition: str
+
+    def __post_init__(self) -> None:
+        if self.condition not in ENV_CONDITIONS:
+            raise ValueError(f"env cross {self.klass!r}: unknown condition {self.condition!r}; "
+                             f"known: {', '.join(ENV_CONDITIONS)}")
+        if not self.members:
+            raise ValueError(f"env cross {self.klass!r}: members is empty")
 
 
 @dataclass(frozen=True)
@@ -85,6 +121,21 @@ class CoveragePlan:
         dup = {n for n in names if names.count(n) > 1}
         if dup:
             raise ValueError(f"plan {self.unit}: duplicate bin names {sorted(dup)}")
+        for b in self.bins:
+            if b.env_cross is not None:
+                missing = set(b.env_cross.members) - set(names)
+                if missing:
+                    raise ValueError(f"plan {self.unit}: bin {b.name!r} crosses unknown bins {sorted(missing)}")
+
+    def goal(self, bin_name: str) -> int:
+        return self.get(bin_name).at_least
+
+    def env_cross_hits(self, content_hits: Iterable[str], conditions: Iterable[str]) -> set[str]:
+        """The :func:`env_cross_group` bins a transaction hits: its content bins, crossed with
+        the environment conditions it saw."""
+        hit, cond = set(content_hits), set(conditions)
+        return {b.name for b in self.bins if b.env_cross is not None and b.env_cross.condition in cond
+                and hit.intersection(b.env_cross.members)}
 
     @property
     def bins(self) -> list[Bin]:
@@ -111,14 +162,22 @@ class CoveragePlan:
                  "<!-- Rendered from the model by `mxdv plan`; edit the model, not this file. -->", "",
                  self.intro.strip(), ""]
         total = len(self.bins)
-        lines.append(f"{total} bins in {len(self.groups)} groups. Closure = every bin hit at least once.")
+        multi = [b for b in self.bins if b.at_least > 1]
+        if multi:
+            lines.append(f"{total} bins in {len(self.groups)} groups. Closure = every bin hit at its goal: "
+                         f"once, except {len(multi)} bins whose goal (column `goal`) is more hits.")
+        else:
+            lines.append(f"{total} bins in {len(self.groups)} groups. Closure = every bin hit at least once.")
         lines.append("")
         for g in self.groups:
-            origin = "hit by the environment" if g.environment else "hit by transaction contents"
+            origin = ("hit by transaction contents crossed with the environment" if any(b.env_cross for b in g.bins)
+                      else "hit by the environment" if g.environment else "hit by transaction contents")
+            goals = any(b.at_least > 1 for b in g.bins)
             lines += [f"## `{g.name}` ({len(g.bins)} bins, {origin})", "", g.doc.strip(), "",
-                      "| bin | what it means | why it matters |", "|---|---|---|"]
+                      "| bin | what it means | why it matters |" + (" goal |" if goals else ""),
+                      "|---|---|---|" + ("---|" if goals else "")]
             for b in g.bins:
-                lines.append(f"| `{b.name}` | {b.meaning} | {b.why} |")
+                lines.append(f"| `{b.name}` | {b.meaning} | {b.why} |" + (f" {b.at_least} |" if goals else ""))
             lines.append("")
         return "\n".join(lines)
 
@@ -156,13 +215,37 @@ def protocol_group() -> BinGroup:
     )
 
 
+def env_cross_group(name: str, doc: str, classes: Iterable[tuple[str, str, tuple[str, ...], Hint | None]],
+                    conditions: Iterable[str] = tuple(ENV_CONDITIONS)) -> BinGroup:
+    """Content classes crossed with environment conditions: for each ``(class, words,
+    member bins, hint)`` and condition, a bin ``xenv.<class>.<condition>`` hit by a checked
+    transaction in the class (any member bin) that saw the condition. The hint makes a
+    transaction of the class; the environment's backpressure and resets supply the condition."""
+    bins = []
+    for klass, words, members, hint in classes:
+        for cond in conditions:
+            cross = EnvCross(klass, tuple(members), cond)
+            bins.append(Bin(f"xenv.{klass}.{cond}", f"{words}, and {ENV_CONDITIONS[cond]}",
+                            {"stalled": "the result must survive the output being held: a stall "
+                                        "must not corrupt or reorder a corner-case result",
+                             "after_reset": "a corner case right after reset: state the reset "
+                                            "must clear (pipeline registers, flags) shows here"}[cond],
+                            hint, env_cross=cross))
+    return BinGroup(name, doc, tuple(bins), environment=True)
+
+
+def covered(plan: CoveragePlan, hits: dict[str, int], bin_name: str) -> bool:
+    """Whether a bin is at its goal (``Bin.at_least`` hits)."""
+    return hits.get(bin_name, 0) >= plan.goal(bin_name)
+
+
 def uncovered(plan: CoveragePlan, hits: dict[str, int]) -> list[Bin]:
-    return [b for b in plan.bins if hits.get(b.name, 0) == 0]
+    return [b for b in plan.bins if hits.get(b.name, 0) < b.at_least]
 
 
 def percent(plan: CoveragePlan, hits: dict[str, int]) -> float:
-    names = plan.bin_names
-    return 100.0 * sum(1 for n in names if hits.get(n, 0) > 0) / len(names)
+    bins = plan.bins
+    return 100.0 * sum(1 for b in bins if hits.get(b.name, 0) >= b.at_least) / len(bins)
 
 
 def check_hits(plan: CoveragePlan, hit_names: Iterable[str]) -> set[str]:

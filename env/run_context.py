@@ -4,7 +4,10 @@ A strategy reads the unit (its schema and plan), the coverage state (``uncovered
 budget left, and calls ``await ctx.execute(transactions)``: the batch is driven through the
 agents back to back, predicted by the reference model from what the input monitors saw enter
 the DUT (``env/predictor.py``), checked bit for bit, and sampled
-into coverage; the call returns when every transaction of the batch is checked or dropped
+into coverage: the transaction as the monitors observed it (not as it was meant), and only
+when it passed (a failing transaction's content proves nothing about the design's handling
+of it). Each checked transaction is also crossed with what the environment did to it
+(``CoveragePlan.env_cross_hits``: its output stalled, or it was the first after a reset); the call returns when every transaction of the batch is checked or dropped
 by a reset. The environment injects resets and backpressure on its own schedule.
 """
 from __future__ import annotations
@@ -29,6 +32,9 @@ from mxdv.unit import Unit
 
 #: The test bench's clock period (env/base_test.py starts the clock with it).
 CLOCK_PERIOD_NS = 10
+
+#: Transactions driven after a reset that count as "after_reset" for the environment crosses.
+AFTER_RESET_TXNS = 4
 
 
 @dataclass
@@ -69,6 +75,9 @@ class RunContext:
         self._curve: list[list] = []
         self._curve_last: list | None = None
         self._waiting: set[int] = set()
+        #: Ids of transactions whose output was stalled, and of the first transaction after each reset.
+        self._stalled: set[int] = set()
+        self._after_reset: set[int] = set()
         self._batch_done = Event()
         self._batches = 0
         self._t0 = time.monotonic()
@@ -171,7 +180,9 @@ class RunContext:
         """After a reset: everything that was in flight is dropped, never checked."""
         if in_flight:
             self._sample_env({"protocol.reset_in_traffic"})
+        self._after_reset.update(range(self.submitted, self.submitted + AFTER_RESET_TXNS))  # the next ones driven
         for tid in in_flight:
+            self._stalled.discard(tid)
             self.results[tid].status = "dropped"
             self.completed += 1
             self._waiting.discard(tid)
@@ -180,10 +191,19 @@ class RunContext:
         if not self._waiting:
             self._batch_done.set()
 
-    def _on_done(self, tid: int, ok: bool) -> None:
+    def environment_of(self, tid: int) -> set[str]:
+        """The environment conditions (``coverage.plan.ENV_CONDITIONS``) transaction ``tid`` saw."""
+        return ({"stalled"} if tid in self._stalled else set()) | ({"after_reset"} if tid in self._after_reset else set())
+
+    def _on_done(self, tid: int, ok: bool, observed: dict | None = None) -> None:
         res = self.results[tid]
         res.status = "pass" if ok else "fail"
-        res.new_bins = self.collector.sample(self.unit.sample(res.txn))
+        if ok:  # sampled as observed at the DUT's inputs; a failing transaction is not coverage
+            content = set(self.unit.sample(res.txn if observed is None else observed))
+            res.new_bins = self.collector.sample(
+                content | self.unit.plan.env_cross_hits(content, self.environment_of(tid)))
+        self._stalled.discard(tid)
+        self._after_reset.discard(tid)
         self.completed += 1
         self._check_closure()
         self._curve_point()
@@ -193,6 +213,9 @@ class RunContext:
 
     def _on_stream_event(self, prefix: str, event: str, value: int) -> None:
         if event == "stall" and prefix == self.unit.output_port.prefix:
+            stalled = self.scoreboard.oldest_pending  # the stall ends as its beat is accepted
+            if stalled is not None:
+                self._stalled.add(stalled)
             name = stall_bin(value)
             if name in self.collector.plan.bin_names:
                 self._sample_env({name})

@@ -81,7 +81,8 @@ class BitExactScoreboard(uvm_subscriber):
     monitors have seen the whole transaction enter the DUT). ``flush``
     (called on reset) drops everything in flight: those transactions are neither passed nor
     failed, and any beat arriving afterwards with nothing pending is an error (stale output).
-    ``on_done(txn_id, ok)`` is called when a transaction's last beat has been checked.
+    ``on_done(txn_id, ok, observed)`` is called when a transaction's last beat has been checked
+    (``observed``: the transaction as the input monitors saw it enter the DUT).
     """
 
     def setup(self, unit: Unit, describe_replay: Callable[[], str]) -> "BitExactScoreboard":
@@ -89,7 +90,7 @@ class BitExactScoreboard(uvm_subscriber):
         self.describe_replay = describe_replay
         self.pending: deque[Expectation] = deque()
         self.stats = ScoreboardStats()
-        self.on_done: Callable[[int, bool], None] | None = None
+        self.on_done: Callable[[int, bool, dict], None] | None = None
         return self
 
     def expect(self, txn_id: int, txn: dict, beats: list[Beat], failed: bool = False,
@@ -121,6 +122,11 @@ class BitExactScoreboard(uvm_subscriber):
     def in_flight(self) -> int:
         return len(self.pending)
 
+    @property
+    def oldest_pending(self) -> int | None:
+        """Id of the transaction whose output beats come next (None when nothing is pending)."""
+        return self.pending[0].txn_id if self.pending else None
+
     def write(self, beat: Beat) -> None:
         if not self.pending:
             self._mismatch(Mismatch(-1, {}, 0, None, beat), "output beat with nothing in flight (stale or spurious)")
@@ -141,7 +147,7 @@ class BitExactScoreboard(uvm_subscriber):
                 if measured is not None:
                     self.stats.golden.add(*measured)
             if self.on_done is not None:
-                self.on_done(exp.txn_id, not exp.failed)
+                self.on_done(exp.txn_id, not exp.failed, exp.txn)
 
     def _mismatch(self, m: Mismatch, what: str) -> None:
         port = self.unit.output_port

@@ -165,6 +165,7 @@ def build_parser() -> argparse.ArgumentParser:
                     help="strategy option KEY=VALUE for every job (repeatable), e.g. shrink=false (hypothesis)")
     mu.add_argument("--mutant", action="append", default=[], help="evaluate only this mutant id (repeatable; ids in report.md)")
     mu.add_argument("--plugin", action="append", default=[], help="module or .py file with user strategies")
+    mu.add_argument("--db", default=None, help="SQLite results store the campaign is recorded in (default: runs/results.db)")
     return p
 
 
@@ -404,6 +405,7 @@ def cmd_mutate(args) -> int:
     from mxdv.mutate import report, store
     from mxdv.mutate.campaign import BaselineFailed, Settings, run_campaign
     from mxdv.mutate.generate import CLASSES
+    from mxdv.results_db import ResultsDBError
     from mxdv.sequences.registry import get_strategy, load_plugins
     from mxdv.unit import get_unit
 
@@ -441,7 +443,11 @@ def cmd_mutate(args) -> int:
     command = "mxdv " + " ".join(sys.argv[1:]) if sys.argv[1:2] == ["mutate"] else ""
     summary = report.write(campaign, Path(campaign["settings"]["out"]), command)
     print("\n" + (Path(campaign["settings"]["out"]) / "report.md").read_text().split("\n## Every mutant")[0])
-    print(store.publish(summary, campaign))
+    try:
+        print(store.publish(summary, campaign, args.db))
+    except ResultsDBError as exc:
+        print(f"mxdv mutate: {exc}; the report is in {campaign['settings']['out']}", file=sys.stderr)
+        return EXIT_USAGE
     print(f"results: {campaign['settings']['out']}", flush=True)
     return EXIT_OK
 

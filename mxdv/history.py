@@ -12,15 +12,16 @@ import statistics
 from mxdv.results_db import ResultsDB
 
 
-def _percent(hits: dict[str, int], bins: list[str]) -> tuple[float, list[str]]:
-    holes = [b for b in bins if hits.get(b, 0) == 0]
+def _percent(hits: dict[str, int], bins: dict[str, int]) -> tuple[float, list[str]]:
+    """Coverage and holes, a bin covered at its goal (``bins``: name -> ``Bin.at_least``)."""
+    holes = [b for b, goal in bins.items() if hits.get(b, 0) < goal]
     return 100.0 * (len(bins) - len(holes)) / len(bins), holes
 
 
-def _bins(variant: str) -> list[str]:
+def _bins(variant: str) -> dict[str, int]:
     from mxdv.unit import get_unit
 
-    return list(get_unit(variant).plan.bin_names)
+    return {b.name: b.at_least for b in get_unit(variant).plan.bins}
 
 
 def trend(db: ResultsDB, unit: str | None = None, last: int | None = None) -> list[dict]:

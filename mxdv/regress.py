@@ -350,7 +350,7 @@ def _merge_coverage(out: Path, results: list[dict]) -> dict[str, dict]:
         merge_files(target, files)
         unit = get_unit(variant)
         hits = load_hits(target, unit.name)
-        holes = [b for b in unit.plan.bin_names if hits.get(b, 0) == 0]
+        holes = [b.name for b in unit.plan.bins if hits.get(b.name, 0) < b.at_least]
         merged[variant] = {"percent": 100.0 * (len(unit.plan.bin_names) - len(holes)) / len(unit.plan.bin_names),
                            "holes": holes, "file": str(target)}
     return merged

@@ -144,10 +144,11 @@ def write_report(path: Path, suite: str, results: list[dict], merged: dict, buck
             plan_rows = []
             for name in names:
                 b = unit.plan.get(name)
-                plan_rows.append([f"<code>{_e(name)}</code>", _e(hits.get(name, 0)),
-                                  "HOLE" if hits.get(name, 0) == 0 else "", _e(getattr(b, "meaning", "") or "")])
-            parts.append(_table(["bin", "hits", "", "meaning"], plan_rows,
-                                row_class=lambda i: "hole" if plan_rows[i][2] else ""))
+                goal = getattr(b, "at_least", 1)
+                plan_rows.append([f"<code>{_e(name)}</code>", _e(hits.get(name, 0)), _e(goal),
+                                  "HOLE" if hits.get(name, 0) < goal else "", _e(getattr(b, "meaning", "") or "")])
+            parts.append(_table(["bin", "hits", "goal", "", "meaning"], plan_rows,
+                                row_class=lambda i: "hole" if plan_rows[i][3] else ""))
         # buckets
         bs = [b for b in buckets if b.first["job"]["unit"] == variant]
         parts.append(f"<h3>Failure buckets ({len(bs)})</h3>")

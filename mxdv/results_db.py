@@ -3,7 +3,11 @@
 Tables: ``runs`` (one per ``mxdv regress``: suite, seed base, git commit, versions, times),
 ``jobs`` (unit variant, strategy, test, seed, simulator, RTL hash, status, wall time,
 transactions, coverage), ``bin_hits`` (per job and coverage bin) and ``failures`` (per failed
-job: bucket signature, message, replay command, wave file).
+job: bucket signature, message, replay command, wave file). Mutation campaigns
+(``mxdv mutate``) go to ``mutate_campaigns`` (one row per campaign: unit, settings, counts),
+``mutate_scores`` (per campaign and strategy: mutants killed of those simulated) and
+``mutants`` (per campaign and mutant: where, class, fate, Yosys verdict, which strategies
+killed it).
 
 Every finished job is written in its own transaction as soon as it completes, so an
 interrupted or crashed regression keeps every job that finished. A file that is not a
@@ -69,6 +73,40 @@ CREATE TABLE IF NOT EXISTS failures (
     replay TEXT,
     waves TEXT
 );
+CREATE TABLE IF NOT EXISTS mutate_campaigns (
+    id INTEGER PRIMARY KEY,
+    recorded TEXT NOT NULL,         -- UTC, ISO 8601
+    unit TEXT NOT NULL,             -- unit variant
+    git_commit TEXT,
+    sim TEXT,
+    seed INTEGER,
+    budget_scale REAL,
+    strategies TEXT,                -- JSON list
+    settings TEXT,                  -- JSON: the campaign's settings
+    generated INTEGER, sampled INTEGER, stillborn INTEGER, equivalent INTEGER, unknown INTEGER,
+    simulated INTEGER, killed INTEGER, survived INTEGER, errors INTEGER,
+    kill_percent REAL,
+    partial TEXT,                   -- NULL, or how far an interrupted campaign got
+    out_dir TEXT
+);
+CREATE TABLE IF NOT EXISTS mutate_scores (
+    campaign_id INTEGER NOT NULL REFERENCES mutate_campaigns(id),
+    strategy TEXT NOT NULL,
+    killed INTEGER NOT NULL,
+    simulated INTEGER NOT NULL,
+    score REAL,
+    budget INTEGER,
+    txns_to_kill_median REAL
+);
+CREATE TABLE IF NOT EXISTS mutants (
+    campaign_id INTEGER NOT NULL REFERENCES mutate_campaigns(id),
+    mutant TEXT NOT NULL,           -- mutant id (as in report.md)
+    file TEXT, line INTEGER, class TEXT,
+    status TEXT NOT NULL,           -- stillborn | equivalent | killed | survived | error
+    equivalence TEXT,               -- Yosys verdict, NULL when not checked
+    killed_by TEXT                  -- JSON: {strategy: outcome} of the strategies that killed it
+);
+CREATE INDEX IF NOT EXISTS mutants_campaign ON mutants(campaign_id);
 """
 
 
@@ -161,7 +199,56 @@ class ResultsDB:
         with self.conn:
             self.conn.execute("UPDATE failures SET waves=? WHERE job_id=?", (waves, job_id))
 
+    def add_mutation_campaign(self, summary: dict, campaign: dict) -> int:
+        """One finished (or interrupted) ``mxdv mutate`` campaign: its counts
+        (``mxdv.mutate.report.summarize``), per-strategy scores and every mutant's fate, in
+        one transaction. Returns the campaign's id."""
+        st = campaign["settings"]
+        with self.conn:
+            cur = self.conn.execute(
+                "INSERT INTO mutate_campaigns (recorded, unit, git_commit, sim, seed, budget_scale, strategies,"
+                " settings, generated, sampled, stillborn, equivalent, unknown, simulated, killed, survived,"
+                " errors, kill_percent, partial, out_dir) VALUES (?,?,?,?,?,?,?,?,?,?,?,?,?,?,?,?,?,?,?,?)",
+                (_now(), summary["unit"], git_commit(), st.get("sim"), st.get("seed"), st.get("budget_scale"),
+                 json.dumps(list(st.get("strategies", []))), json.dumps(st, default=str),
+                 summary["generated"], summary["sampled"], summary["stillborn"], summary["equivalent"],
+                 summary["unknown"], summary["simulated"], summary["killed"], summary["survived"],
+                 summary["errors"], summary["kill_percent"], campaign.get("partial"), st.get("out")))
+            cid = int(cur.lastrowid)
+            self.conn.executemany(
+                "INSERT INTO mutate_scores VALUES (?,?,?,?,?,?,?)",
+                [(cid, name, sc["killed"], sc["of"], sc["score"], sc.get("budget"), sc.get("txns_to_kill_median"))
+                 for name, sc in summary["per_strategy"].items()])
+            rows = []
+            for r in campaign["records"]:
+                m = r["mutant"]
+                killers = {k: v["outcome"] for k, v in r.get("jobs", {}).items() if v["outcome"] != "survived"}
+                rows.append((cid, m["id"], m.get("file"), m.get("line"), m.get("cls"), r["status"],
+                             r.get("equivalence", {}).get("status"), json.dumps(killers)))
+            self.conn.executemany("INSERT INTO mutants VALUES (?,?,?,?,?,?,?,?)", rows)
+        return cid
+
     # -- reading --------------------------------------------------------------------------
+    def mutation_campaigns(self, unit: str | None = None) -> list[dict]:
+        """Recorded mutation campaigns (oldest first), each with its ``scores`` per strategy."""
+        sql, args = "SELECT * FROM mutate_campaigns", ()
+        if unit:
+            sql, args = sql + " WHERE unit=? OR unit LIKE ?", (unit, unit + ":%")
+        out = []
+        for row in self.conn.execute(sql + " ORDER BY id", args).fetchall():
+            c = dict(row)
+            c["scores"] = {r["strategy"]: dict(r) for r in self.conn.execute(
+                "SELECT * FROM mutate_scores WHERE campaign_id=? ORDER BY rowid", (c["id"],))}
+            out.append(c)
+        return out
+
+    def mutants(self, campaign_id: int, status: str | None = None) -> list[dict]:
+        sql, args = "SELECT * FROM mutants WHERE campaign_id=?", [campaign_id]
+        if status:
+            sql += " AND status=?"
+            args.append(status)
+        return [dict(r) for r in self.conn.execute(sql + " ORDER BY rowid", args)]
+
     def runs(self, unit: str | None = None, limit: int | None = None) -> list[dict]:
         sql = "SELECT * FROM runs"
         args: tuple = ()

@@ -172,6 +172,13 @@ def exp2_neg(x) -> tuple[np.ndarray, np.ndarray]:
     return np.take(EXP2_MANTISSA, x & 1023), x >> LOGIT_FRAC_BITS
 
 
+def exp2_lut_index(x) -> tuple[np.ndarray, np.ndarray]:
+    """Rule A4's table addresses for 2**(-x / 1024), x >= 0: (LUT_HI index f >> 5, LUT_LO index
+    f & 31) of the fraction f = x & 1023 (the entries :data:`EXP2_MANTISSA` combines)."""
+    f = np.asarray(x, dtype=np.int64) & ((1 << LOGIT_FRAC_BITS) - 1)
+    return f >> 5, f & 31
+
+
 def _weights(x: np.ndarray) -> np.ndarray:
     """p = (pf << 5) >> xi (Q1.20), 0 when xi >= 21."""
     pf, xi = exp2_neg(x)
@@ -214,17 +221,45 @@ def bf16_rne_ratio(num, den, exp2: int) -> np.ndarray:
     return out.astype(np.uint16)
 
 
+def _ratio_parts(a: int, b: int) -> tuple[int, int, int, int]:
+    """For a, b > 0: (e, mant, rem, den) with a / b = (mant + rem / den) * 2**(e - 7),
+    2**e <= a/b < 2**(e+1), 128 <= mant < 256: the truncated 8-bit significand and the rest."""
+    e = a.bit_length() - b.bit_length()               # 2**e <= a/b < 2**(e+1) after the fix-up
+    if (a << max(0, -e)) < (b << max(0, e)):
+        e -= 1
+    num, den = a << max(0, 7 - e), b << max(0, e - 7)
+    mant, rem = divmod(num, den)                       # 128 <= mant < 256
+    return e, mant, rem, den
+
+
+#: How the A6 division rounds (``AttentionTrace.div_rounding``): the exact quotient is
+#: representable, below half an ulp above the truncated significand, exactly half (a tie, with
+#: the truncated significand even or odd), or above half.
+ROUND_EXACT, ROUND_BELOW_HALF, ROUND_TIE_EVEN, ROUND_TIE_ODD, ROUND_ABOVE_HALF = range(5)
+
+
+def bf16_ratio_rounding(num, den) -> np.ndarray:
+    """Per element, how RNE(|num| / den) to a BF16 significand rounds (``ROUND_*``; int8;
+    ``ROUND_EXACT`` where num is 0). Exact integers, the same steps as the division itself."""
+    num = np.asarray(num, dtype=np.int64)
+    den = np.broadcast_to(np.asarray(den, dtype=np.int64), num.shape)
+    out = np.zeros(num.shape, dtype=np.int8)
+    for idx in zip(*np.nonzero(num)):
+        _, mant, rem, d = _ratio_parts(abs(int(num[idx])), int(den[idx]))
+        if rem == 0:
+            continue
+        out[idx] = (ROUND_BELOW_HALF if 2 * rem < d else ROUND_ABOVE_HALF if 2 * rem > d
+                    else ROUND_TIE_ODD if mant & 1 else ROUND_TIE_EVEN)
+    return out
+
+
 def _bf16_rne_ratio_exact(a: int, b: int, exp2: int) -> int:
     """BF16 code of RNE(a / b * 2**exp2), exact integers (normal range assumed)."""
     if a == 0:
         return 0
     sign = 0x8000 if a < 0 else 0
     a = abs(a)
-    e = a.bit_length() - b.bit_length()               # 2**e <= a/b < 2**(e+1) after the fix-up
-    if (a << max(0, -e)) < (b << max(0, e)):
-        e -= 1
-    num, den = a << max(0, 7 - e), b << max(0, e - 7)
-    mant, rem = divmod(num, den)                       # 128 <= mant < 256
+    e, mant, rem, den = _ratio_parts(a, b)
     if 2 * rem > den or (2 * rem == den and mant & 1):
         mant += 1
         if mant == 256:
@@ -240,7 +275,9 @@ class AttentionTrace:
     scores: S [..., Lq, Lk]; logits: t [..., Lq, Lk]; visible: mask [..., Lq, Lk];
     vfx: Vfx [..., Lk, d]; m, l: final running max and sum [..., Lq]; acc: O [..., Lq, d];
     row_nan [..., Lq]; nan: output NaN mask [..., Lq, d]; bits: BF16 codes [..., Lq, d];
-    tile_max: running max after each tile [n_tiles, ..., Lq] (INT64 min before any visible key).
+    tile_max: running max after each tile [n_tiles, ..., Lq] (INT64 min before any visible key);
+    div_rounding: how each output's A6 division rounds (``ROUND_*``, int8 [..., Lq, d]; computed
+    from ``acc`` and ``l`` by :func:`bf16_ratio_rounding`, ``ROUND_EXACT`` where O = 0).
     """
 
     scores: np.ndarray
@@ -254,6 +291,7 @@ class AttentionTrace:
     nan: np.ndarray
     bits: np.ndarray
     tile_max: np.ndarray
+    div_rounding: np.ndarray | None = None
 
 
 def _fixed_scores(q: MXTensor, k: MXTensor, wq: int, wk: int, bs: int) -> np.ndarray:
@@ -391,7 +429,8 @@ def _run(q, k, v, causal, q_offset, kv_len, tile, want_trace):
     return AttentionTrace(scores=np.broadcast_to(scores, lead + (lq, lk)), logits=logits, visible=vis,
                           vfx=vfx, m=m, l=l_acc, acc=acc, row_nan=np.broadcast_to(row_nan, lead + (lq,)),
                           nan=np.broadcast_to(nan, lead + (lq, d)), bits=bits,
-                          tile_max=np.stack(tile_max) if tile_max else np.zeros((0,) + m.shape, np.int64))
+                          tile_max=np.stack(tile_max) if tile_max else np.zeros((0,) + m.shape, np.int64),
+                          div_rounding=bf16_ratio_rounding(acc, np.broadcast_to(l_acc[..., None], acc.shape)))
 
 
 def mx_attention_bits(q: MXTensor, k: MXTensor, v: MXTensor, *, causal: bool = False,

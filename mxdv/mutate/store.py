@@ -1,22 +1,24 @@
 """Where a finished mutation campaign goes besides ``runs/``: the results store.
 
-The store (a SQLite database built by another part of the project) was not in this tree when
-``mxdv mutate`` was written. :func:`publish` is the one place that hands a campaign over: it
-looks for ``mxdv.store`` and calls its ``record_mutation(summary, campaign)`` when both exist,
-and otherwise does nothing and says so. Nothing else in ``mxdv.mutate`` knows about the store.
+:func:`publish` hands a campaign to the regression results store (``mxdv.results_db``, the
+SQLite file ``mxdv regress`` writes, default ``runs/results.db``): tables ``mutate_campaigns``,
+``mutate_scores`` and ``mutants``. Nothing else in ``mxdv.mutate`` knows about the store.
 """
 from __future__ import annotations
 
-import importlib
-import importlib.util
+from pathlib import Path
+
+from mxdv.results_db import DEFAULT_DB, ResultsDB
 
 
-def publish(summary: dict, campaign: dict) -> str:
-    """Record the campaign in the results store if there is one; returns what happened."""
-    if importlib.util.find_spec("mxdv.store") is None:
-        return "no results store in this installation (mxdv.store); report kept in runs/ only"
-    store = importlib.import_module("mxdv.store")
-    record = getattr(store, "record_mutation", None)
-    if record is None:
-        return "mxdv.store has no record_mutation(summary, campaign); report kept in runs/ only"
-    return str(record(summary, campaign) or "recorded in the results store")
+def publish(summary: dict, campaign: dict, db_path: str | Path | None = None) -> str:
+    """Record the campaign in the results store at ``db_path`` (default ``runs/results.db``);
+    returns what happened. A file that is not a results database raises
+    :class:`mxdv.results_db.ResultsDBError` naming it."""
+    path = Path(db_path) if db_path is not None else DEFAULT_DB
+    db = ResultsDB(path)
+    try:
+        cid = db.add_mutation_campaign(summary, campaign)
+    finally:
+        db.close()
+    return f"recorded in the results store {path} as mutation campaign {cid}"

@@ -226,6 +226,14 @@ def test_quantizer_campaign_stillborn_equivalent_killed_and_hang(tmp_path):
     assert json.loads((out / "report.json").read_text())["summary"]["killed"] == 2
     assert len((out / "mutants.jsonl").read_text().splitlines()) == 4
     assert "| 4 | 1 | 1 | 2 |" in (out / "report.md").read_text()
+    from mxdv.mutate.store import publish
+    from mxdv.results_db import ResultsDB
+    assert "mutation campaign 1" in publish(summary, campaign, tmp_path / "results.db")
+    db = ResultsDB(tmp_path / "results.db")
+    (row,) = db.mutation_campaigns("quantizer")
+    assert (row["stillborn"], row["equivalent"], row["killed"], row["survived"]) == (1, 1, 2, 0)
+    assert {m["mutant"]: m["status"] for m in db.mutants(row["id"])} == {
+        broken.id: "stillborn", cap.id: "equivalent", sign.id: "killed", loop.id: "killed"}
 
 
 def test_job_outcomes_and_transactions_to_first_kill(tmp_path):
@@ -243,3 +251,54 @@ def test_job_outcomes_and_transactions_to_first_kill(tmp_path):
     assert classify({"transactions": 9, "mismatches": 0, "protocol_violations": ["v"]}, tmp_path)["outcome"] == "protocol"
     assert classify({"transactions": 9, "mismatches": 0, "protocol_violations": []}, tmp_path)["outcome"] == "survived"
     assert classify({"run_failed": "boom"}, tmp_path)["outcome"] == "crash"
+
+
+def _record(mid, status, jobs=None, equiv="different"):
+    rec = {"mutant": {"id": mid, "file": "x.sv", "line": 3, "cls": "operator", "source_line": "a",
+                      "mutated_line": "b"}, "status": status}
+    if status not in ("stillborn",):
+        rec["equivalence"] = {"status": "equivalent" if status == "equivalent" else equiv}
+    if jobs is not None:
+        rec["jobs"] = {k: {"outcome": v, "txns_to_kill": 4 if v != "survived" else None, "wall_s": 1.0}
+                       for k, v in jobs.items()}
+    return rec
+
+
+def test_campaigns_go_to_the_results_store_with_scores_and_every_mutant(tmp_path):
+    """A hand-made campaign (no simulator) recorded twice: the store keeps both campaigns, the
+    per-strategy scores, every mutant's fate and which strategies killed it; a file that is
+    not a database is named."""
+    from mxdv.mutate import report
+    from mxdv.mutate.store import publish
+    from mxdv.results_db import ResultsDB, ResultsDBError
+
+    campaign = {"settings": {"unit": "systolic_array", "strategies": ["random", "constrained"], "sim": "icarus",
+                             "seed": 1, "budget_scale": 0.05, "out": str(tmp_path / "c")},
+                "baseline": {"random": {"budget": 500}, "constrained": {"budget": 100}},
+                "generated": 280, "sampled": 5, "records": [
+                    _record("m-still", "stillborn"),
+                    _record("m-eq", "equivalent"),
+                    _record("m-k1", "killed", {"random": "survived", "constrained": "mismatch"}),
+                    _record("m-k2", "killed", {"random": "timeout", "constrained": "mismatch"}, equiv="unknown"),
+                    _record("m-s", "survived", {"random": "survived", "constrained": "survived"}),
+                ]}
+    summary = report.summarize(campaign)
+    db_path = tmp_path / "runs" / "results.db"
+    assert publish(summary, campaign, db_path).endswith("mutation campaign 1")
+    assert publish(summary, campaign, db_path).endswith("mutation campaign 2")
+    db = ResultsDB(db_path)
+    rows = db.mutation_campaigns("systolic_array")
+    assert [r["id"] for r in rows] == [1, 2] and db.mutation_campaigns("quantizer") == []
+    c = rows[0]
+    assert (c["sampled"], c["stillborn"], c["equivalent"], c["unknown"], c["simulated"], c["killed"],
+            c["survived"]) == (5, 1, 1, 1, 3, 2, 1)
+    assert c["kill_percent"] == pytest.approx(66.7)
+    assert {k: (v["killed"], v["simulated"]) for k, v in c["scores"].items()} == {"random": (1, 3), "constrained": (2, 3)}
+    assert [m["mutant"] for m in db.mutants(1, "survived")] == ["m-s"]
+    k2 = next(m for m in db.mutants(1) if m["mutant"] == "m-k2")
+    assert json.loads(k2["killed_by"]) == {"random": "timeout", "constrained": "mismatch"}
+    assert k2["equivalence"] == "unknown"
+    bad = tmp_path / "bad.db"
+    bad.write_bytes(b"not sqlite " * 200)
+    with pytest.raises(ResultsDBError, match="bad.db"):
+        publish(summary, campaign, bad)
