@@ -25,24 +25,56 @@ class RunFailed(RuntimeError):
     """The simulation did not produce a result (crash, build error, hang)."""
 
 
-def test_modules(unit_name: str) -> list[str]:
+MODES = ("cycle", "bulk")
+
+
+def test_modules(unit_name: str, mode: str = "cycle") -> list[str]:
     """The cocotb test modules of a unit: the generic ``mxdv.env.tests`` and, when the unit
-    has one, ``mxdv.env.<unit>.tests`` with tests of its own."""
+    has one, ``mxdv.env.<unit>.tests`` with tests of its own; in bulk mode the generic tests
+    of ``mxdv.env.bulk.tests`` only."""
     import importlib.util
 
+    if mode == "bulk":
+        return ["mxdv.env.bulk.tests"]
     own = f"mxdv.env.{unit_name}.tests"
     return ["mxdv.env.tests"] + ([own] if importlib.util.find_spec(own) is not None else [])
 
 
+def resolve_mode(mode: str | None, sim_name: str) -> str:
+    """``None``/"auto": bulk where the simulator supports it (Verilator), else cycle.
+    ValueError for bulk on a simulator without DPI (Icarus) or an unknown mode."""
+    if mode in (None, "auto"):
+        return "bulk" if sim_name == "verilator" else "cycle"
+    if mode not in MODES:
+        raise ValueError(f"--mode {mode!r}: choose one of {', '.join(MODES)}")
+    if mode == "bulk" and sim_name != "verilator":
+        raise ValueError(f"--mode bulk needs --sim verilator ({sim_name} has no DPI); use --mode cycle")
+    return mode
+
+
 def build_for(unit: Unit, sim_name: str, log: Callable[[str], None] | None = None,
-              waves: bool = False, coverage: bool = False) -> Path:
+              waves: bool = False, coverage: bool = False, mode: str = "cycle") -> Path:
     """Build the unit's checked toplevel (the DUT inside the generated wrapper with the
     interface-property checkers, ``mxdv.env.checked_top``); the wrapper carries the variant's
-    parameters itself."""
+    parameters itself. Bulk mode builds the bulk harness around it (``mxdv.env.bulk``)."""
+    if mode == "bulk":
+        from mxdv.env.bulk import harness_gen
+
+        return sim.build(harness_gen.sources_of(unit, sim.BUILD_ROOT / "wrappers"), harness_gen.toplevel_of(unit),
+                         {}, sim_name, log=log, waves=waves, coverage=coverage,
+                         extra_args=harness_gen.BUILD_ARGS)
     from mxdv.env.checked_top import sources_of, toplevel_of
 
     return sim.build(sources_of(unit, sim.BUILD_ROOT / "wrappers"), toplevel_of(unit), {}, sim_name, log=log,
                      waves=waves, coverage=coverage)
+
+
+def toplevel_for(unit: Unit, mode: str) -> str:
+    if mode == "bulk":
+        from mxdv.env.bulk.harness_gen import toplevel_of
+    else:
+        from mxdv.env.checked_top import toplevel_of
+    return toplevel_of(unit)
 
 
 def run_one(cfg: RunConfig, test: str = DEFAULT_TEST,
@@ -58,11 +90,15 @@ def run_one(cfg: RunConfig, test: str = DEFAULT_TEST,
     each line the running test appends to ``progress.jsonl``.
     """
     unit = get_unit(cfg.unit)
+    try:
+        cfg.mode = resolve_mode(cfg.mode, cfg.sim)
+    except ValueError as exc:
+        raise RunFailed(str(exc)) from exc
     run_dir = Path(cfg.run_dir).resolve()
     run_dir.mkdir(parents=True, exist_ok=True)
     cfg.run_dir = str(run_dir)
     try:
-        build_dir = build_for(unit, cfg.sim, log=log, waves=waves, coverage=code_coverage)
+        build_dir = build_for(unit, cfg.sim, log=log, waves=waves, coverage=code_coverage, mode=cfg.mode)
     except sim.BuildFailed as exc:
         raise RunFailed(str(exc)) from exc
     secret = cfg.strategy_options.pop("api_key", None)  # never written to disk: passed by env
@@ -113,13 +149,12 @@ def _run_quiet(build_dir: Path, unit: Unit, cfg: RunConfig, run_dir: Path, env: 
     """Run the simulator with its output in ``sim.log`` (the runner prints only there)."""
     from cocotb_tools.runner import get_runner
 
-    from mxdv.env.checked_top import toplevel_of
-
     ctx = sim.verilator_env() if cfg.sim == "verilator" else contextlib.nullcontext()
     with ctx:
         runner = get_runner(cfg.sim)
         runner.build_dir = build_dir
-        runner.test(test_module=test_modules(unit.name), hdl_toplevel=toplevel_of(unit), hdl_toplevel_lang="verilog",
+        runner.test(test_module=test_modules(unit.name, cfg.mode), hdl_toplevel=toplevel_for(unit, cfg.mode),
+                    hdl_toplevel_lang="verilog",
                     build_dir=str(build_dir), test_dir=str(run_dir), extra_env=env,
                     testcase=test, seed=cfg.seed, results_xml=str(run_dir / "results.xml"),
                     timescale=sim.TIMESCALE,

@@ -1,0 +1,97 @@
+""":class:`BulkRunContext`: what a strategy sees in bulk mode. ``await ctx.execute(txns)``
+loads the batch into the harness (split where it exceeds ``bulk_depth``), runs it in HDL,
+publishes the captures to the predictor and scoreboard, and samples coverage: the batch is
+the unit of feedback, as in cycle mode."""
+from __future__ import annotations
+
+from cocotb.triggers import ValueChange
+
+from mxdv.env.agents.valid_ready import Backpressure, Idle
+from mxdv.env.bulk import layout as L
+from mxdv.env.bulk.schedule import random_schedule
+from mxdv.env.run_context import DrainTimeout, RunContext, TxnResult
+from mxdv.schema import Txn
+
+#: Reset cycles at the start of the run (cycle mode's first reset is as long).
+FIRST_RESET_CYCLES = 5
+
+
+class BulkHang(DrainTimeout):
+    """A bulk batch ended without every transaction completing (no output progress for
+    ``bulk_idle_cycles``, the cycle limit, or a full capture memory): a named failure."""
+
+
+class BulkRunContext(RunContext):
+    def __init__(self, unit, cfg, env, collector, dut):
+        super().__init__(unit, cfg, env, collector)
+        self.dut = dut
+        self._go = 0
+        self._lead_reset = FIRST_RESET_CYCLES
+        self.batches_run = 0
+
+    async def execute(self, txns: list[Txn]) -> list[TxnResult]:
+        txns = list(txns)[: self.budget_left]
+        if not txns:
+            return []
+        drv = self.env.batch_driver
+        encoded = drv.encode(txns)
+        out: list[TxnResult] = []
+        for start, stop in drv.split(txns, encoded):
+            out += await self._run_batch(txns[start:stop], encoded[start:stop])
+        self._record_history()
+        return out
+
+    async def reset(self) -> None:
+        """A reset asked for by a strategy: the next batch starts with one."""
+        self._lead_reset = max(self._lead_reset, 4)
+
+    async def _run_batch(self, txns: list[Txn], encoded) -> list[TxnResult]:
+        ids = list(range(self.submitted, self.submitted + len(txns)))
+        self.submitted += len(txns)
+        for tid, txn in zip(ids, txns):
+            self.results[tid] = TxnResult(tid, txn, "pending")
+        self._waiting = set(ids)
+        self.work += sum(self.unit.work(t) for t in txns)
+        self._batches += 1
+        drv, mon = self.env.batch_driver, self.env.batch_monitor
+        beats = [sum(len(e.get(pl.port.prefix, [])) for e in encoded) for pl in drv.layout.inputs]
+        reset_at = reset_len = None
+        if self._wants_reset():
+            reset_at = int(self.rng_env.integers(1, 4 + 2 * len(txns)))
+            reset_len = int(self.rng_env.integers(1, 4))
+        idle, bp = Idle(prob=self.cfg.idle_prob), Backpressure(prob=self.cfg.backpressure_prob)
+        sched = random_schedule(beats, idle, bp, self.rng_env, reset_at=reset_at, reset_len=reset_len or 1,
+                                lead_reset=self._lead_reset)
+        self._lead_reset = 0
+        loaded = drv.load(encoded, sched)
+        self._go += 1
+        self.dut.mxdv_go.value = self._go
+        while int(self.dut.mxdv_done.value) != self._go:
+            await ValueChange(self.dut.mxdv_done)
+        self.batches_run += 1
+        status = mon.read_status(drv.channels)
+        cap = mon.read(drv.channels, status)
+        mon.publish(cap, submit=lambda k: self.env.predictor.submit(ids[k], txns[k]), on_reset=self.on_reset)
+        mon.cycle_base += status.cycles
+        self.busy_cycles += status.cycles
+        # transactions no reset dropped and no output completed
+        never = sorted(self._waiting)
+        skipped = [t for t in never if t not in {tid for tid, _ in self.env.predictor._submitted}
+                   and not any(e.txn_id == t for e in self.env.scoreboard.pending)]
+        if status.reason != L.DONE or self.env.predictor.in_flight or (skipped and not cap.resets):
+            raise BulkHang(
+                f"bulk batch {self._batches} ({len(txns)} transactions, ids {ids[0]}..{ids[-1]}) of "
+                f"{self.unit.variant}, seed {self.cfg.seed}: ended with '{status.reason_text}' after "
+                f"{status.cycles} cycles; {len(never)} transaction(s) never completed (first ids {never[:8]}); "
+                f"{status.in_beats} of {loaded['beats']} input beats accepted, {status.out_beats} output beats; "
+                f"replay: {self.replay_hint()}")
+        if skipped:  # abandoned by a reset before any beat of theirs went in
+            self.on_reset(skipped)
+        return [self.results[i] for i in ids]
+
+    async def drain(self, limit: int = 0) -> None:
+        """Every batch ends drained; something still in flight here is a hang."""
+        if self.env.predictor.in_flight:
+            raise DrainTimeout(
+                f"drain: {self.env.predictor.in_flight} transaction(s) of {self.unit.variant} still in flight "
+                f"after the last bulk batch; replay: {self.replay_hint()}")
