@@ -28,6 +28,36 @@ class BulkRunContext(RunContext):
         self._go = 0
         self._lead_reset = FIRST_RESET_CYCLES
         self.batches_run = 0
+        self._done_queue: list[TxnResult] = []
+        self._env_bins: set[str] = set()
+
+    # -- vectorised coverage: sampled once per batch, in completion order --------------------
+    def _on_done(self, tid: int, ok: bool) -> None:
+        res = self.results[tid]
+        res.status = "pass" if ok else "fail"
+        self._done_queue.append(res)
+        self._waiting.discard(tid)
+
+    def _sample_env(self, names: set[str]) -> None:
+        self._env_bins.update(names)
+
+    def _sample_done(self) -> None:
+        """One ``Unit.sample_batch`` and one ``CoverageCollector.sample_batch`` for every
+        transaction the batch completed, then the environment bins it hit."""
+        done, self._done_queue = self._done_queue, []
+        if done:
+            news = self.collector.sample_batch(self.unit.sample_batch([r.txn for r in done]))
+            for res, new in zip(done, news):
+                res.new_bins = new
+                self.completed += 1
+                if new:
+                    self._check_closure()
+                    self._curve_point()
+        if self._env_bins:
+            env, self._env_bins = self._env_bins, set()
+            self.collector.sample(env)
+            self._check_closure()
+        self._curve_point()
 
     async def execute(self, txns: list[Txn]) -> list[TxnResult]:
         txns = list(txns)[: self.budget_left]
@@ -71,13 +101,19 @@ class BulkRunContext(RunContext):
         self.batches_run += 1
         status = mon.read_status(drv.channels)
         cap = mon.read(drv.channels, status)
-        mon.publish(cap, submit=lambda k: self.env.predictor.submit(ids[k], txns[k]), on_reset=self.on_reset)
+        started: set[int] = set()
+
+        def submit(k: int) -> None:
+            started.add(ids[k])
+            self.env.predictor.submit(ids[k], txns[k])
+
+        mon.publish(cap, submit=submit, on_reset=self.on_reset)
+        self._sample_done()
         mon.cycle_base += status.cycles
         self.busy_cycles += status.cycles
         # transactions no reset dropped and no output completed
         never = sorted(self._waiting)
-        skipped = [t for t in never if t not in {tid for tid, _ in self.env.predictor._submitted}
-                   and not any(e.txn_id == t for e in self.env.scoreboard.pending)]
+        skipped = [t for t in never if t not in started]
         if status.reason != L.DONE or self.env.predictor.in_flight or (skipped and not cap.resets):
             raise BulkHang(
                 f"bulk batch {self._batches} ({len(txns)} transactions, ids {ids[0]}..{ids[-1]}) of "
@@ -87,6 +123,7 @@ class BulkRunContext(RunContext):
                 f"replay: {self.replay_hint()}")
         if skipped:  # abandoned by a reset before any beat of theirs went in
             self.on_reset(skipped)
+            self._sample_done()
         return [self.results[i] for i in ids]
 
     async def drain(self, limit: int = 0) -> None:
