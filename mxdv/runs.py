@@ -80,11 +80,14 @@ def toplevel_for(unit: Unit, mode: str) -> str:
 def run_one(cfg: RunConfig, test: str = DEFAULT_TEST,
             progress: Callable[[dict], None] | None = None,
             log: Callable[[str], None] | None = None, waves: bool = False,
-            code_coverage: bool = False) -> dict:
+            code_coverage: bool = False, modules: list[str] | None = None,
+            require_result: bool = True) -> dict:
     """Run one test of one unit with one strategy; returns the parsed ``result.json``.
 
     ``waves`` records ``<run_dir>/waves.fst`` (both simulators); ``code_coverage`` (Verilator)
-    writes Verilator's ``<run_dir>/coverage.dat``.
+    writes Verilator's ``<run_dir>/coverage.dat``. ``modules``: the cocotb test modules to load
+    instead of the mode's (``test_modules``); ``require_result``: False for tests that write no
+    ``result.json`` (the mode-agreement tests); the result is then ``{}`` plus run facts.
 
     The simulator's own output goes to ``<run_dir>/sim.log``; ``progress`` is called with
     each line the running test appends to ``progress.jsonl``.
@@ -117,7 +120,7 @@ def run_one(cfg: RunConfig, test: str = DEFAULT_TEST,
     t0 = time.monotonic()
     error = None
     try:
-        _run_quiet(build_dir, unit, cfg, run_dir, env, test, waves)
+        _run_quiet(build_dir, unit, cfg, run_dir, env, test, waves, modules)
     except (RuntimeError, SystemExit) as exc:  # the runner raises these when the simulator fails
         error = exc
     finally:
@@ -125,6 +128,8 @@ def run_one(cfg: RunConfig, test: str = DEFAULT_TEST,
         if watcher is not None:
             watcher.join()
     result_path = run_dir / test / "result.json"
+    if not require_result:
+        return {"run_dir": str(run_dir), "test": test, "results_xml_ok": error is None}
     if not result_path.exists():
         raise RunFailed(f"{unit.variant} on {cfg.sim}: the simulation produced no result "
                         f"({error or 'no error reported'}); see {run_dir / 'sim.log'}")
@@ -145,7 +150,7 @@ def run_one(cfg: RunConfig, test: str = DEFAULT_TEST,
 
 
 def _run_quiet(build_dir: Path, unit: Unit, cfg: RunConfig, run_dir: Path, env: dict, test: str,
-               waves: bool = False) -> None:
+               waves: bool = False, modules: list[str] | None = None) -> None:
     """Run the simulator with its output in ``sim.log`` (the runner prints only there)."""
     from cocotb_tools.runner import get_runner
 
@@ -153,7 +158,7 @@ def _run_quiet(build_dir: Path, unit: Unit, cfg: RunConfig, run_dir: Path, env: 
     with ctx:
         runner = get_runner(cfg.sim)
         runner.build_dir = build_dir
-        runner.test(test_module=test_modules(unit.name, cfg.mode), hdl_toplevel=toplevel_for(unit, cfg.mode),
+        runner.test(test_module=modules or test_modules(unit.name, cfg.mode), hdl_toplevel=toplevel_for(unit, cfg.mode),
                     hdl_toplevel_lang="verilog",
                     build_dir=str(build_dir), test_dir=str(run_dir), extra_env=env,
                     testcase=test, seed=cfg.seed, results_xml=str(run_dir / "results.xml"),
