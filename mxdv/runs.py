@@ -26,6 +26,8 @@ class RunFailed(RuntimeError):
 
 
 MODES = ("cycle", "bulk")
+#: Transactions per batch in bulk mode when none is asked for (cycle mode: 16).
+DEFAULT_BULK_BATCH = 1024
 
 
 def test_modules(unit_name: str, mode: str = "cycle") -> list[str]:
