@@ -7,6 +7,8 @@ once for every unit. The run's settings come from :mod:`mxdv.env.run_config`; th
 from __future__ import annotations
 
 import json
+import os
+import resource
 import time
 import traceback
 from pathlib import Path
@@ -82,6 +84,12 @@ class StrategyTest(uvm_test):
         self.ctx = self.make_context(collector)
         self.ctx.strategy = self.strategy
         error = None
+        profiler = None
+        if os.environ.get("MXDV_PROFILE"):  # a cProfile of the run phase, for throughput work
+            import cProfile
+
+            profiler = cProfile.Profile()
+            profiler.enable()
         try:
             await self.start()
             await self.strategy.run(self.ctx)
@@ -90,6 +98,9 @@ class StrategyTest(uvm_test):
         except Exception as exc:  # recorded in result.json, then re-raised to fail the test
             error = exc
             self.logger.error("run aborted: %s\n%s", exc, traceback.format_exc())
+        if profiler is not None:
+            profiler.disable()
+            profiler.dump_stats(os.environ["MXDV_PROFILE"])
         # the checkers' reports first: the result keeps only the first 50 violations
         self.state.violations[:0] = property_violations(self.unit, self.dut)
         wall = time.monotonic() - t0
@@ -125,6 +136,7 @@ class StrategyTest(uvm_test):
             "golden_error": (None if stats.golden.as_dict() is None else
                              {"label": self.unit.golden_error_label, **stats.golden.as_dict()}),
             "error": None if error is None else f"{type(error).__name__}: {error}",
+            "peak_rss_mb": round(resource.getrusage(resource.RUSAGE_SELF).ru_maxrss / 1024, 1),
         }
         (run_dir / "result.json").write_text(json.dumps(result, indent=2))
 

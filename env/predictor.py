@@ -130,8 +130,17 @@ def _plain(v):
     return v
 
 
+def _same(a, b) -> bool:
+    if type(a) is type(b) and isinstance(a, (list, int)):  # plain values: compare directly
+        try:
+            return bool(a == b)
+        except ValueError:  # numpy arrays inside the lists
+            pass
+    return _plain(a) == _plain(b)
+
+
 def _differences(meant: dict, seen: dict) -> str:
-    bad = [k for k in meant if _plain(seen.get(k)) != _plain(meant[k])]
+    bad = [k for k in meant if not _same(seen.get(k), meant[k])]
     if not bad:
         return ""
     return ("input beats differ from the submitted transaction (encode or driver bug) in field(s) "
