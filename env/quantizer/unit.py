@@ -94,5 +94,8 @@ class QuantizerUnit(Unit):
     def sample(self, txn):
         return cov.sample(txn)
 
+    def sample_batch(self, txns):
+        return cov.sample_batch(txns)
+
 
 UNIT_CLASS = QuantizerUnit
