@@ -134,7 +134,7 @@ def run_one(cfg: RunConfig, test: str = DEFAULT_TEST,
         return {"run_dir": str(run_dir), "test": test, "results_xml_ok": error is None}
     if not result_path.exists():
         raise RunFailed(f"{unit.variant} on {cfg.sim}: the simulation produced no result "
-                        f"({error or 'no error reported'}); see {run_dir / 'sim.log'}")
+                        f"({error or 'no error reported'}); see {run_dir / 'sim.log'}" + _bulk_death(run_dir))
     result = json.loads(result_path.read_text())
     result["run_dir"] = str(run_dir)
     result["test"] = test
@@ -149,6 +149,23 @@ def run_one(cfg: RunConfig, test: str = DEFAULT_TEST,
     if code_coverage and (run_dir / "coverage.dat").exists():
         result["code_coverage_file"] = str(run_dir / "coverage.dat")
     return result
+
+
+def _bulk_death(run_dir: Path) -> str:
+    """What a bulk run's progress file says about a simulator that died: the batch in flight
+    (with the seed) and what the finished batches had checked (kept in the file)."""
+    from mxdv.env.bulk.context import PROGRESS_FILE
+
+    path = run_dir / PROGRESS_FILE
+    if not path.exists():
+        return ""
+    p = json.loads(path.read_text())
+    where = p.get("in_flight") or {}
+    batch = (f"in bulk batch {where['batch']} (transactions {where['ids'][0]}..{where['ids'][1]})"
+             if where else "between bulk batches")
+    return (f"; the simulator died {batch}, seed {p['seed']}; the {p['finished_batches']} finished batch(es) "
+            f"checked {p['checked']} transaction(s) ({p['passed']} passed, {p['mismatch_count']} mismatch(es)), "
+            f"kept in {path}; replay: {p['replay']}")
 
 
 def _run_quiet(build_dir: Path, unit: Unit, cfg: RunConfig, run_dir: Path, env: dict, test: str,

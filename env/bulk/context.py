@@ -4,6 +4,11 @@ publishes the captures to the predictor and scoreboard, and samples coverage: th
 the unit of feedback, as in cycle mode."""
 from __future__ import annotations
 
+import json
+import os
+import signal
+from pathlib import Path
+
 from cocotb.triggers import ValueChange
 
 from mxdv.env.agents.valid_ready import Backpressure, Idle
@@ -14,6 +19,11 @@ from mxdv.schema import Txn
 
 #: Reset cycles at the start of the run (cycle mode's first reset is as long).
 FIRST_RESET_CYCLES = 5
+#: Progress of a bulk run, rewritten before and after every batch (``mxdv.runs`` reads it when
+#: the simulator died and wrote no result): the batch in flight and the finished batches' results.
+PROGRESS_FILE = "bulk_progress.json"
+#: Fault injection for the tests: the simulator process kills itself when batch N starts.
+CRASH_VAR = "MXDV_BULK_CRASH_AT_BATCH"
 
 
 class BulkHang(DrainTimeout):
@@ -94,6 +104,9 @@ class BulkRunContext(RunContext):
                                 lead_reset=self._lead_reset)
         self._lead_reset = 0
         loaded = drv.load(encoded, sched)
+        self._write_progress({"batch": self._batches, "ids": [ids[0], ids[-1]], "state": "running"})
+        if os.environ.get(CRASH_VAR) == str(self._batches):
+            os.kill(os.getpid(), signal.SIGKILL)
         self._go += 1
         self.dut.mxdv_go.value = self._go
         while int(self.dut.mxdv_done.value) != self._go:
@@ -124,7 +137,20 @@ class BulkRunContext(RunContext):
         if skipped:  # abandoned by a reset before any beat of theirs went in
             self.on_reset(skipped)
             self._sample_done()
+        self._write_progress(None)
         return [self.results[i] for i in ids]
+
+    def _write_progress(self, running: dict | None) -> None:
+        stats = self.scoreboard.stats
+        data = {"unit": self.unit.variant, "seed": self.cfg.seed, "replay": self.replay_hint(),
+                "finished_batches": self.batches_run, "in_flight": running,
+                "transactions_done": self.completed, "checked": stats.checked, "passed": stats.passed,
+                "dropped": stats.dropped, "mismatches": [m.report for m in stats.mismatches[:20]],
+                "mismatch_count": len(stats.mismatches)}
+        path = Path(self.cfg.run_dir) / PROGRESS_FILE
+        tmp = path.with_suffix(".tmp")
+        tmp.write_text(json.dumps(data, indent=1))
+        tmp.replace(path)
 
     async def drain(self, limit: int = 0) -> None:
         """Every batch ends drained; something still in flight here is a hang."""
