@@ -11,6 +11,7 @@ def _traffic(unit, n=400):
     """Random transactions plus the plan's hint transactions (every bin aimed at)."""
     rng = np.random.default_rng(11)
     txns = [unit.schema.random(rng) for _ in range(n)]
+    saved = HINT_POLICY.allowed
     HINT_POLICY.allowed = True
     try:
         for b in unit.plan.bins:
@@ -18,7 +19,7 @@ def _traffic(unit, n=400):
                 for _ in range(5):
                     txns.append(unit.schema.normalize(b.hint(rng)))
     finally:
-        HINT_POLICY.allowed = False
+        HINT_POLICY.allowed = saved
     return txns
 
 
