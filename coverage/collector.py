@@ -48,6 +48,33 @@ class CoverageCollector:
         self._sample(frozenset(hit))
         return [b.name for b in self.plan.bins if b.name in hit and before[b.name] + 1 == b.at_least]
 
+    def sample_batch(self, hit_sets: list[Iterable[str]]) -> list[list[str]]:
+        """Record many samples at once; returns, per sample, the bins it hit first.
+
+        Each distinct set of bins is sampled through cocotb-coverage once and the hit counts
+        of its other occurrences are added to the cover points' counters (``_hits``, what
+        cocotb-coverage exports): the same database as one sample each, at a fraction of the
+        cost (bulk mode samples thousands of transactions per batch)."""
+        checked = [frozenset(check_hits(self.plan, names)) for names in hit_sets]
+        before = self.hits()
+        seen = {n for n, v in before.items() if v > 0}
+        news: list[list[str]] = []
+        counts: dict[frozenset, int] = {}
+        for hit in checked:
+            new = [n for n in self.plan.bin_names if n in hit and n not in seen]
+            seen.update(new)
+            news.append(new)
+            if hit:
+                counts[hit] = counts.get(hit, 0) + 1
+        for hit, n in counts.items():
+            self._sample(hit)
+            if n > 1:
+                for point in self._points:
+                    for b in point._hits:
+                        if b in hit:
+                            point._hits[b] += n - 1
+        return news
+
     def hits(self) -> dict[str, int]:
         out: dict[str, int] = {}
         for point in self._points:

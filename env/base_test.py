@@ -7,6 +7,8 @@ once for every unit. The run's settings come from :mod:`mxdv.env.run_config`; th
 from __future__ import annotations
 
 import json
+import os
+import resource
 import time
 import traceback
 from pathlib import Path
@@ -44,12 +46,31 @@ class StrategyTest(uvm_test):
         install_encode_bug(self.unit)  # only when $MXDV_ENCODE_BUG plants one (bug injection)
         self.dut = cocotb.top
         rng = np.random.default_rng([self.cfg.seed, 0xE4F])
-        self.state = EnvState(clk=self.dut.clk, rst=self.dut.rst, rng=rng)
-        self.env = UnitEnv("env", self).setup(self.unit, self.cfg, self.dut, self.state, self._replay_hint)
+        self.state = self.make_state(rng)
+        self.env = self.make_env()
         load_plugins(self.cfg.plugins)
         self.strategy = get_strategy(self.cfg.strategy)(self.cfg.strategy_options)
         HINT_POLICY.allowed = bool(self.strategy.reads_hints)
         HINT_POLICY.strategy = self.cfg.strategy
+
+    # -- what a mode changes (bulk mode, mxdv.env.bulk.base_test, overrides these) ------------
+    def make_state(self, rng) -> EnvState:
+        return EnvState(clk=self.dut.clk, rst=self.dut.rst, rng=rng)
+
+    def make_env(self):
+        return UnitEnv("env", self).setup(self.unit, self.cfg, self.dut, self.state, self._replay_hint)
+
+    def make_context(self, collector: CoverageCollector) -> RunContext:
+        return RunContext(self.unit, self.cfg, self.env, collector)
+
+    async def start(self) -> None:
+        """Clock and the first reset."""
+        Clock(self.dut.clk, CLOCK_PERIOD_NS, unit="ns").start()
+        await self.env.reset(cycles=5)
+
+    async def settle(self) -> None:
+        """After the drain: anything stale would show up here."""
+        await ClockCycles(self.dut.clk, 20)
 
     def _replay_hint(self) -> str:
         return self.ctx.replay_hint() if hasattr(self, "ctx") else "(not started)"
@@ -59,19 +80,27 @@ class StrategyTest(uvm_test):
         run_dir = Path(self.cfg.run_dir) / type(self).__name__
         run_dir.mkdir(parents=True, exist_ok=True)
         t0 = time.monotonic()
-        Clock(self.dut.clk, CLOCK_PERIOD_NS, unit="ns").start()
         collector = CoverageCollector(self.unit.plan)
-        self.ctx = RunContext(self.unit, self.cfg, self.env, collector)
+        self.ctx = self.make_context(collector)
         self.ctx.strategy = self.strategy
         error = None
+        profiler = None
+        if os.environ.get("MXDV_PROFILE"):  # a cProfile of the run phase, for throughput work
+            import cProfile
+
+            profiler = cProfile.Profile()
+            profiler.enable()
         try:
-            await self.env.reset(cycles=5)
+            await self.start()
             await self.strategy.run(self.ctx)
             await self.ctx.drain()
-            await ClockCycles(self.dut.clk, 20)  # anything stale would show up here
+            await self.settle()
         except Exception as exc:  # recorded in result.json, then re-raised to fail the test
             error = exc
             self.logger.error("run aborted: %s\n%s", exc, traceback.format_exc())
+        if profiler is not None:
+            profiler.disable()
+            profiler.dump_stats(os.environ["MXDV_PROFILE"])
         # the checkers' reports first: the result keeps only the first 50 violations
         self.state.violations[:0] = property_violations(self.unit, self.dut)
         wall = time.monotonic() - t0
@@ -91,7 +120,7 @@ class StrategyTest(uvm_test):
                                      "report": m.report}) + "\n")
         result = {
             "unit": self.unit.variant, "strategy": self.cfg.strategy, "seed": self.cfg.seed,
-            "sim": self.cfg.sim, "budget": self.cfg.budget,
+            "sim": self.cfg.sim, "mode": self.cfg.mode, "budget": self.cfg.budget,
             "transactions": ctx.submitted, "checked": stats.checked, "passed": stats.passed,
             "dropped": stats.dropped, "mismatches": len(stats.mismatches),
             "protocol_violations": self.state.violations[:50],
@@ -101,13 +130,13 @@ class StrategyTest(uvm_test):
             "history": ctx.history, "coverage_curve": ctx.coverage_curve(), "wall_s": round(wall, 3),
             "txn_per_s": round(ctx.submitted / wall, 1) if wall > 0 else None,
             "strategy_stats": getattr(self.strategy, "stats", {}),
-            "streams": {a.cfg.port.prefix: a.monitor.stats
-                        for a in (*self.env.input_agents.values(), self.env.output_agent)},
+            "streams": self.env.stream_stats(),
             "stimulus_mismatches": self.env.predictor.stimulus_mismatches,
             "busy_cycles": ctx.busy_cycles, "work": ctx.work, "work_label": self.unit.work_label,
             "golden_error": (None if stats.golden.as_dict() is None else
                              {"label": self.unit.golden_error_label, **stats.golden.as_dict()}),
             "error": None if error is None else f"{type(error).__name__}: {error}",
+            "peak_rss_mb": round(resource.getrusage(resource.RUSAGE_SELF).ru_maxrss / 1024, 1),
         }
         (run_dir / "result.json").write_text(json.dumps(result, indent=2))
 

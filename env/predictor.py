@@ -49,7 +49,19 @@ class Predictor(uvm_subscriber):
         #: Ids dropped by the most recent observed reset (``UnitEnv.reset`` returns them).
         self.last_dropped: list[int] = []
         self.stimulus_mismatches = 0
+        #: Bulk mode: expectations are registered without beats and predicted together by
+        #: :meth:`resolve` (one ``Unit.predict_batch`` call), before their outputs are published.
+        self.defer = False
+        self._deferred: list = []
         return self
+
+    def resolve(self) -> None:
+        """Predict every deferred expectation in one ``Unit.predict_batch`` call."""
+        if not self._deferred:
+            return
+        pending, self._deferred = self._deferred, []
+        for exp, beats in zip(pending, self.unit.predict_batch([e.txn for e in pending])):
+            exp.beats = beats
 
     # -- stimulus side ------------------------------------------------------------------
     def submit(self, txn_id: int, txn: dict) -> None:
@@ -90,7 +102,10 @@ class Predictor(uvm_subscriber):
             if problem:
                 self.stimulus_mismatches += 1
                 self.scoreboard.stimulus_mismatch(txn_id, meant, problem, obs.cycle)
-            self.scoreboard.expect(txn_id, seen, self.unit.predict(seen), failed=bool(problem), meant=meant)
+            beats = None if self.defer else self.unit.predict(seen)
+            exp = self.scoreboard.expect(txn_id, seen, beats, failed=bool(problem), meant=meant, cycle=obs.cycle)
+            if self.defer:
+                self._deferred.append(exp)
 
     def _reset(self, cycle: int) -> None:
         if self._last_reset_cycle == cycle:  # another input monitor saw the same edge
@@ -98,6 +113,7 @@ class Predictor(uvm_subscriber):
         self._last_reset_cycle = cycle
         dropped = [tid for tid, _ in self._submitted]
         self._submitted.clear()
+        self._deferred.clear()
         for p in self.ports:
             self._partial[p] = []
             self._frames[p].clear()
@@ -114,8 +130,17 @@ def _plain(v):
     return v
 
 
+def _same(a, b) -> bool:
+    if type(a) is type(b) and isinstance(a, (list, int)):  # plain values: compare directly
+        try:
+            return bool(a == b)
+        except ValueError:  # numpy arrays inside the lists
+            pass
+    return _plain(a) == _plain(b)
+
+
 def _differences(meant: dict, seen: dict) -> str:
-    bad = [k for k in meant if _plain(seen.get(k)) != _plain(meant[k])]
+    bad = [k for k in meant if not _same(seen.get(k), meant[k])]
     if not bad:
         return ""
     return ("input beats differ from the submitted transaction (encode or driver bug) in field(s) "

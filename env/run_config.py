@@ -37,6 +37,14 @@ class RunConfig:
     #: earlier runs (the hypothesis covering corpus and example database) is neither read nor
     #: written, so every seed starts from nothing.
     fresh: bool = False
+    #: "cycle" (every beat driven and sampled from Python; both simulators) or "bulk" (the
+    #: split testbench of ``mxdv.env.bulk``: batches loaded into an HDL harness; Verilator).
+    mode: str = "cycle"
+    #: Bulk mode: the most beats one batch holds on an input port (larger batches are split).
+    bulk_depth: int = 65536
+    #: Bulk mode: a batch ends this many cycles after the last accepted beat (once its
+    #: schedule is over); outputs still missing then are a hang (``BulkHang``).
+    bulk_idle_cycles: int = 2000
 
     def save(self, path: Path) -> Path:
         path.write_text(json.dumps(asdict(self), indent=2))

@@ -268,7 +268,7 @@ class RunContext:
     # -- reporting ------------------------------------------------------------------------
     def replay_hint(self) -> str:
         c = self.cfg
-        return (f"mxdv run --unit {c.unit} --strategy {c.strategy} --sim {c.sim} "
+        return (f"mxdv run --unit {c.unit} --strategy {c.strategy} --sim {c.sim} --mode {c.mode} "
                 f"--seed {c.seed} --budget {c.budget}")
 
     def _record_history(self) -> None:

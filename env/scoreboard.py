@@ -21,6 +21,8 @@ class Expectation:
     failed: bool = False
     meant: dict | None = None
     actual: list[Beat] = field(default_factory=list)
+    #: the cycle its input frame completed (None: not known)
+    cycle: int | None = None
 
 
 @dataclass
@@ -94,11 +96,13 @@ class BitExactScoreboard(uvm_subscriber):
         return self
 
     def expect(self, txn_id: int, txn: dict, beats: list[Beat], failed: bool = False,
-               meant: dict | None = None) -> None:
+               meant: dict | None = None, cycle: int | None = None) -> Expectation:
         """Register a transaction's predicted beats (``txn``: what the DUT was given, from which
         they were predicted; ``meant``: what the strategy submitted, shown in reports and
         replayed; ``failed``: already failed, e.g. a stimulus mismatch)."""
-        self.pending.append(Expectation(txn_id, txn, beats, failed=failed, meant=meant if meant is not None else txn))
+        exp = Expectation(txn_id, txn, beats, failed=failed, meant=meant if meant is not None else txn, cycle=cycle)
+        self.pending.append(exp)
+        return exp
 
     def stimulus_mismatch(self, txn_id: int, meant: dict, problem: str, cycle: int) -> None:
         """The DUT's input beats were not the encoding of the submitted transaction."""

@@ -21,6 +21,14 @@ def _timeout_ms() -> int:
 
 TIMEOUT_MS = _timeout_ms()
 
+#: How each test stresses the environment (bulk mode, ``mxdv.env.bulk.tests``, runs the same).
+OVERRIDES = {
+    "StrategyRun": {},
+    "HeavyBackpressure": {"backpressure_prob": 0.6, "idle_prob": 0.0, "reset_prob": 0.0},
+    "ResetInTraffic": {"reset_prob": 0.7, "backpressure_prob": 0.3},
+    "SteadyState": {"idle_prob": 0.0, "backpressure_prob": 0.0, "reset_prob": 0.0},
+}
+
 
 @pyuvm.test(timeout_time=TIMEOUT_MS, timeout_unit="ms")
 class StrategyRun(StrategyTest):
@@ -31,14 +39,14 @@ class StrategyRun(StrategyTest):
 class HeavyBackpressure(StrategyTest):
     """Output stalls most of the time; the input side never idles (beats back to back)."""
 
-    overrides = {"backpressure_prob": 0.6, "idle_prob": 0.0, "reset_prob": 0.0}
+    overrides = OVERRIDES["HeavyBackpressure"]
 
 
 @pyuvm.test(timeout_time=TIMEOUT_MS, timeout_unit="ms")
 class ResetInTraffic(StrategyTest):
     """A reset lands in the middle of most batches; nothing stale may come out after it."""
 
-    overrides = {"reset_prob": 0.7, "backpressure_prob": 0.3}
+    overrides = OVERRIDES["ResetInTraffic"]
 
 
 @pyuvm.test(timeout_time=TIMEOUT_MS, timeout_unit="ms")
@@ -48,4 +56,4 @@ class SteadyState(StrategyTest):
     then measure what the unit sustains; a unit that takes a beat every cycle it is offered
     one shows ``refused_cycles == 0``."""
 
-    overrides = {"idle_prob": 0.0, "backpressure_prob": 0.0, "reset_prob": 0.0}
+    overrides = OVERRIDES["SteadyState"]

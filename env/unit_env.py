@@ -41,6 +41,10 @@ class UnitEnv(uvm_env):
         for agent in self.input_agents.values():
             agent.monitor.obs_ap.connect(self.predictor.analysis_export)
 
+    def stream_stats(self) -> dict:
+        """Per port: accepted beats, refused cycles, first and last accepting cycle."""
+        return {a.cfg.port.prefix: a.monitor.stats for a in (*self.input_agents.values(), self.output_agent)}
+
     async def reset(self, cycles: int = 4) -> list[int]:
         """Synchronous reset: bumps the reset epoch (drivers drop older beats) and holds
         ``rst`` for ``cycles`` clocks. The predictor drops what was in flight when the input

@@ -1,4 +1,9 @@
-"""Performance benchmarks: ``python -m mxdv.bench refmodel`` (``all`` runs every benchmark).
+"""Performance benchmarks: ``python -m mxdv.bench refmodel`` and ``python -m mxdv.bench sim``
+(``all`` runs every benchmark).
+
+``sim``: simulation throughput of every unit in bulk mode, cycle mode and a native C++
+Verilator harness on the same traffic (see :func:`bench_sim`; ``--units``, ``--scale``).
+
 
 ``refmodel``: one LLaMA decoder block (hidden 512, 8 heads of 64, no GQA, SwiGLU intermediate
 1376 = 43 x 32, batch 1, 512-token prefill from an empty cache), timed in ONE process on the
@@ -122,7 +127,87 @@ def bench_refmodel(repeats: int = 3, profile: bool = False, out=sys.stdout) -> d
     return {"quantized_s": t_quant, "float32_s": t_f32, "ratio": ratio}
 
 
-BENCHMARKS = {"refmodel": bench_refmodel}
+SIM_UNITS = ("quantizer", "systolic_array", "attention")
+#: Transactions per unit: (bulk mode, cycle mode); cycle mode gets fewer (same traffic, a prefix).
+SIM_TXNS = {"quantizer": (20000, 500), "systolic_array": (2000, 60), "attention": (60, 6)}
+
+
+def bench_sim(repeats: int = 1, profile: bool = False, out=sys.stdout, units=SIM_UNITS, scale: float = 1.0,
+              native_cycles: int = 2_000_000, batch_size: int = 4096) -> dict[str, dict]:
+    """Bulk mode, cycle mode and a native C++ Verilator harness (``mxdv.env.bulk.native_gen``)
+    of each unit on the same random traffic (one draw per unit, replayed through the
+    ``replay`` strategy; cycle mode runs a prefix of it), all in the SteadyState test (no
+    gaps, no backpressure, no resets) so the three drive the same way. Checked transactions/s
+    and cycles/s come from each run's own timing (``result.json`` ``wall_s``: the test's run
+    phase, after simulator start-up; bulk cycles include each batch's ``bulk_idle_cycles``
+    drain window); the native harness checks nothing and times its own clock loop."""
+    import json
+    import subprocess
+    import tempfile
+    from pathlib import Path
+
+    import numpy as np
+
+    from mxdv.env.bulk import layout as L
+    from mxdv.env.bulk.driver import pack_beats
+    from mxdv.env.bulk.native_gen import build_native
+    from mxdv.env.run_config import RunConfig
+    from mxdv.runs import run_one
+    from mxdv.unit import get_unit
+
+    results: dict[str, dict] = {}
+    work = Path(tempfile.mkdtemp(prefix="mxdv-bench-sim-"))
+    print(f"sim throughput: bulk vs cycle mode vs native C++ Verilator harness (SteadyState, seed 1; {work})",
+          file=out, flush=True)
+    for name in units:
+        unit = get_unit(name)
+        n_bulk, n_cycle = (max(1, int(n * scale)) for n in SIM_TXNS.get(name, (2000, 50)))
+        rng = np.random.default_rng([1, 0xBE7C])
+        txns = [unit.schema.random(rng) for _ in range(n_bulk)]
+        traffic = work / f"{name}.jsonl"
+        traffic.write_text("".join(json.dumps({"txn": t}) + "\n" for t in txns))
+        row: dict = {}
+        for mode, n in (("bulk", n_bulk), ("cycle", n_cycle)):
+            cfg = RunConfig(unit=name, strategy="replay", strategy_options={"file": str(traffic)}, seed=1, budget=n,
+                            mode=mode, batch_size=batch_size if mode == "bulk" else 16, stop_at_closure=False,
+                            run_dir=str(work / f"{name}-{mode}"), bulk_idle_cycles=500)
+            r = run_one(cfg, test="SteadyState")
+            if r["error"] or r["mismatches"]:
+                raise RuntimeError(f"bench sim: {name} {mode} run failed: {r['error'] or r['mismatches']}")
+            row[mode] = {"txns": r["checked"], "wall_s": r["wall_s"], "cycles": r["busy_cycles"],
+                         "txn_per_s": r["checked"] / r["wall_s"], "cycles_per_s": r["busy_cycles"] / r["wall_s"],
+                         "peak_rss_mb": r.get("peak_rss_mb")}
+        exe = build_native(unit)
+        enc = [unit.encode(t) for t in txns]
+        files = []
+        for pl in L.Layout.of(unit).inputs:
+            beats = [b for e in enc for b in e[pl.port.prefix]]
+            rec = np.zeros((len(beats), pl.stim_record), np.uint32)
+            rec[:, 0] = [t for t, e in enumerate(enc) for _ in e[pl.port.prefix]]
+            rec[:, 1:] = pack_beats(pl, beats)
+            files.append(work / f"{name}-{pl.port.prefix}.bin")
+            rec.tofile(files[-1])
+        nat = json.loads(subprocess.run([str(exe), str(native_cycles), *map(str, files)], check=True,
+                                        capture_output=True, text=True).stdout)
+        out_per_txn = len(unit.predict(txns[0]))
+        row["native"] = {"txns": nat["out_beats"] // max(1, out_per_txn), "wall_s": nat["seconds"],
+                         "cycles": nat["cycles"], "txn_per_s": nat["out_beats"] / max(1, out_per_txn) / nat["seconds"],
+                         "cycles_per_s": nat["cycles"] / nat["seconds"]}
+        results[name] = row
+        print(f"\n{unit.variant}:", file=out)
+        print(f"  {'harness':8} {'txns':>8} {'wall s':>8} {'checked txn/s':>14} {'cycles/s':>12} {'peak RSS MB':>12}", file=out)
+        for h in ("bulk", "cycle", "native"):
+            x = row[h]
+            label = "txn/s (unchecked)" if h == "native" else ""
+            print(f"  {h:8} {x['txns']:>8} {x['wall_s']:>8.2f} {x['txn_per_s']:>14.1f} {x['cycles_per_s']:>12.0f} "
+                  f"{x.get('peak_rss_mb') or '':>12} {label}", file=out)
+        print(f"  bulk / cycle, checked txn/s: {row['bulk']['txn_per_s'] / row['cycle']['txn_per_s']:.1f}x; "
+              f"native / bulk, cycles/s: {row['native']['cycles_per_s'] / row['bulk']['cycles_per_s']:.1f}x", file=out,
+              flush=True)
+    return results
+
+
+BENCHMARKS = {"refmodel": bench_refmodel, "sim": bench_sim}
 
 
 def main(argv: list[str] | None = None) -> int:
@@ -132,7 +217,11 @@ def main(argv: list[str] | None = None) -> int:
     parser.add_argument("--profile", action="store_true", help="cProfile summary of the quantized path")
     parser.add_argument("--blas-threads", type=int, default=1,
                         help="BLAS threads for both paths (default 1; 0 keeps the library default)")
+    parser.add_argument("--units", default=",".join(SIM_UNITS), help="sim: comma-separated units")
+    parser.add_argument("--scale", type=float, default=1.0, help="sim: multiply the transaction counts")
     args = parser.parse_args(argv)
+    if args.scale <= 0:
+        parser.error("--scale must be > 0")
     if args.repeats < 1:
         parser.error("--repeats must be >= 1")
     if args.blas_threads < 0:
@@ -145,7 +234,10 @@ def main(argv: list[str] | None = None) -> int:
             os.environ[variable] = wanted
     names = list(BENCHMARKS) if args.name == "all" else [args.name]
     for name in names:
-        BENCHMARKS[name](repeats=args.repeats, profile=args.profile)
+        if name == "sim":
+            bench_sim(units=[u.strip() for u in args.units.split(",") if u.strip()], scale=args.scale)
+        else:
+            BENCHMARKS[name](repeats=args.repeats, profile=args.profile)
     return 0
 
 

@@ -68,6 +68,9 @@ def build_parser() -> argparse.ArgumentParser:
                         "same as --option batch_size=N")
     r.add_argument("--plugin", action="append", default=[], help="module or .py file with user strategies (repeatable)")
     r.add_argument("--option", action="append", default=[], help="strategy option KEY=VALUE (repeatable)")
+    r.add_argument("--mode", default="auto", choices=("auto", "bulk", "cycle"),
+                   help="bulk: batches loaded into a generated HDL harness (Verilator only, fast); cycle: every "
+                        "beat driven from Python (both simulators); auto (default): bulk on Verilator, else cycle")
     r.add_argument("--reset-prob", type=float, default=0.05, help="probability of a reset injected into a batch")
     r.add_argument("--backpressure-prob", type=float, default=0.15, help="per-cycle probability the sink starts a stall")
 
@@ -80,6 +83,8 @@ def build_parser() -> argparse.ArgumentParser:
     g.add_argument("--strategies", default=None, help="comma-separated strategies to keep")
     g.add_argument("--seeds", type=_positive("--seeds"), default=None, help="override the number of seeds")
     g.add_argument("--budget-scale", type=float, default=1.0, help="multiply every budget (quick looks)")
+    g.add_argument("--mode", default="auto", choices=("auto", "bulk", "cycle"),
+                   help="simulation mode of every job (see `mxdv run --mode`; auto: bulk on Verilator)")
     g.add_argument("--stop-on-mismatch", action="store_true",
                    help="end each job at its first mismatch (bug hunting; closure numbers of failing jobs are then partial)")
     g.add_argument("--plugin", action="append", default=[], help="module or .py file with user strategies")
@@ -210,13 +215,20 @@ def cmd_run(args) -> int:
     options = _options(args.option)
     if args.batch_size is not None:
         options.setdefault("batch_size", args.batch_size)
+    from mxdv.runs import DEFAULT_BULK_BATCH, resolve_mode
+
+    try:
+        mode = resolve_mode(args.mode, args.sim)
+    except ValueError as exc:
+        raise UsageError(str(exc)) from exc
     cfg = RunConfig(unit=args.unit, strategy=args.strategy, seed=args.seed, budget=args.budget,
                     run_dir=str(run_dir), sim=args.sim, stop_at_closure=not args.no_stop_at_closure,
-                    stop_on_mismatch=args.stop_on_mismatch, batch_size=args.batch_size or 16,
+                    stop_on_mismatch=args.stop_on_mismatch, mode=mode,
+                    batch_size=args.batch_size or (DEFAULT_BULK_BATCH if mode == "bulk" else 16),
                     plugins=[str(Path(p).resolve()) if p.endswith(".py") else p for p in args.plugin],
                     strategy_options=options, reset_prob=args.reset_prob,
                     backpressure_prob=args.backpressure_prob, fresh=args.fresh)
-    print(f"mxdv run: {unit.variant} strategy={args.strategy} sim={args.sim} seed={args.seed} "
+    print(f"mxdv run: {unit.variant} strategy={args.strategy} sim={args.sim} mode={mode} seed={args.seed} "
           f"budget={args.budget} -> {run_dir}", flush=True)
 
     def progress(p: dict) -> None:

@@ -37,12 +37,14 @@ def error_result(error: str, tb: str, run_dir: Path | str, test: str, status: st
 
 def run_config_for(spec: dict):
     from mxdv.env.run_config import RunConfig
+    from mxdv.runs import DEFAULT_BULK_BATCH
 
     job = Job(**spec["job"])
     return RunConfig(unit=job.unit, strategy=job.strategy, seed=job.seed, budget=job.budget,
                      run_dir=str(spec.get("run_dir") or job_dir(spec["out"], job)), sim=job.sim,
                      plugins=list(spec.get("plugins") or []), strategy_options=dict(job.options),
-                     stop_on_mismatch=job.stop_on_mismatch,
+                     stop_on_mismatch=job.stop_on_mismatch, mode=job.mode,
+                     batch_size=spec.get("batch_size") or (DEFAULT_BULK_BATCH if job.mode == "bulk" else 16),
                      stop_at_closure=spec.get("stop_at_closure", True))
 
 

@@ -147,6 +147,13 @@ def run_suite(args) -> int:
         jobs = [replace(j, budget=fixed) for j in jobs]
     if getattr(args, "stop_on_mismatch", False):
         jobs = [replace(j, stop_on_mismatch=True) for j in jobs]
+    from mxdv.runs import resolve_mode
+
+    requested = getattr(args, "mode", None)
+    if requested in (None, "auto"):
+        requested = getattr(suite, "mode", None)
+    mode = resolve_mode(requested, suite.sim)
+    jobs = [replace(j, mode=mode) for j in jobs]
     code_cov = bool(getattr(args, "code_coverage", False))
     if code_cov and suite.sim != "verilator":
         raise ValueError(f"--code-coverage needs Verilator (the suite runs {suite.sim})")
@@ -159,7 +166,7 @@ def run_suite(args) -> int:
     plugins = [str(Path(p).resolve()) if p.endswith(".py") else p for p in args.plugin]
     executor = make_executor(getattr(args, "executor", "local") or "local", max(1, args.jobs),
                              getattr(args, "scheduler", None))
-    print(f"mxdv regress: suite {suite.name}: {len(jobs)} jobs, sim {suite.sim}, seeds {seed_base}.. ({seed_note}), "
+    print(f"mxdv regress: suite {suite.name}: {len(jobs)} jobs, sim {suite.sim}, mode {mode}, seeds {seed_base}.. ({seed_note}), "
           f"{executor.description} -> {out}", flush=True)
     executor.__enter__()  # a scheduler that cannot be reached ends the run here, before anything is recorded
     run_id = db.start_run(suite.name, seed_base, str(out), versions())

@@ -89,11 +89,16 @@ def verilator_env() -> Iterator[None]:
 
 
 def _build_key(sources: list[Path], toplevel: str, parameters: Mapping[str, int], sim: str,
-               waves: bool = False, coverage: bool = False) -> str:
+               waves: bool = False, coverage: bool = False, extra_args: tuple[str, ...] = ()) -> str:
     h = hashlib.sha256()
     h.update(json.dumps([toplevel, sorted(parameters.items()), sim]).encode())
     if waves or coverage:  # plain builds keep their key
         h.update(json.dumps({"waves": waves, "coverage": coverage}).encode())
+    if extra_args:
+        h.update(json.dumps(list(extra_args)).encode())
+        for arg in extra_args:  # files among the options (a DPI source) count by content
+            if os.path.isfile(arg):
+                h.update(Path(arg).read_bytes())
     for src in sources:
         h.update(src.name.encode())
         h.update(src.read_bytes())
@@ -101,15 +106,17 @@ def _build_key(sources: list[Path], toplevel: str, parameters: Mapping[str, int]
 
 
 def build(sources: list[Path], toplevel: str, parameters: Mapping[str, int], sim: str,
-          build_root: Path | None = None, log=None, waves: bool = False, coverage: bool = False) -> Path:
+          build_root: Path | None = None, log=None, waves: bool = False, coverage: bool = False,
+          extra_args: tuple[str, ...] = ()) -> Path:
     """Build (or reuse) a simulation model; returns the build directory.
 
     ``waves``: trace support (FST on Verilator, an FST dump module on Icarus);
-    ``coverage``: Verilator line (with branch), toggle and expression coverage (Verilator only)."""
+    ``coverage``: Verilator line (with branch), toggle and expression coverage (Verilator only);
+    ``extra_args``: more simulator build options (the bulk harness's, ``mxdv.env.bulk``)."""
     check_simulator(sim)
     if coverage and sim != "verilator":
         raise ValueError(f"code coverage needs --sim verilator (got {sim!r})")
-    key = _build_key(sources, toplevel, parameters, sim, waves, coverage)
+    key = _build_key(sources, toplevel, parameters, sim, waves, coverage, tuple(extra_args))
     build_dir = (build_root or BUILD_ROOT) / sim / f"{toplevel}-{key}"
     stamp = build_dir / "mxdv-build.json"
     if stamp.exists():
@@ -119,11 +126,12 @@ def build(sources: list[Path], toplevel: str, parameters: Mapping[str, int], sim
         fcntl.flock(lock, fcntl.LOCK_EX)  # parallel test workers: one builds, the others wait
         if stamp.exists():
             return build_dir
-        _build_locked(sources, toplevel, parameters, sim, build_dir, log, waves, coverage)
+        _build_locked(sources, toplevel, parameters, sim, build_dir, log, waves, coverage, tuple(extra_args))
     return build_dir
 
 
-def _build_locked(sources, toplevel, parameters, sim, build_dir: Path, log, waves=False, coverage=False) -> None:
+def _build_locked(sources, toplevel, parameters, sim, build_dir: Path, log, waves=False, coverage=False,
+                  extra_args: tuple[str, ...] = ()) -> None:
     from cocotb_tools.runner import get_runner
 
     stamp = build_dir / "mxdv-build.json"
@@ -136,6 +144,7 @@ def _build_locked(sources, toplevel, parameters, sim, build_dir: Path, log, wave
         # --coverage minus user coverage: with it, Verilator 5.048 stops with an internal error
         # (V3Ast "AstNode is not of expected type") on the systolic array and attention RTL
         args += ["--coverage-line", "--coverage-toggle", "--coverage-expr"] if coverage else []
+    args += list(extra_args)
     ctx = verilator_env() if sim == "verilator" else contextlib.nullcontext()
     with ctx:
         runner = get_runner(sim)

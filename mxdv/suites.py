@@ -26,6 +26,8 @@ class Job:
     options: dict = field(default_factory=dict)
     #: End the job at its first mismatch (bug hunting: a caught bug stops costing time).
     stop_on_mismatch: bool = False
+    #: "cycle" or "bulk" (``mxdv.runs.resolve_mode``; ``mxdv regress --mode``).
+    mode: str = "cycle"
 
     @property
     def name(self) -> str:
@@ -46,6 +48,8 @@ class Suite:
     #: Transactions per job, whatever the coverage (overrides the unit budgets; implies
     #: stop_at_closure False).
     fixed_budget: int | None = None
+    #: Simulation mode (None: bulk on Verilator, cycle elsewhere; ``mxdv regress --mode``).
+    mode: str | None = None
 
     def jobs(self, units=None, strategies=None) -> list[Job]:
         """The suite's jobs; ``strategies`` (any registered names, plugins included) replaces

@@ -136,6 +136,11 @@ class Unit(ABC):
     def predict(self, txn: Txn) -> list[Beat]:
         """Expected output beats, bit for bit, from ``mxdv.refmodel``."""
 
+    def predict_batch(self, txns: list[Txn]) -> list[list[Beat]]:
+        """:meth:`predict` of many transactions at once (bulk mode calls this once per batch
+        segment). A unit may override it with a vectorised model; the default loops."""
+        return [self.predict(t) for t in txns]
+
     # -- coverage ---------------------------------------------------------------------------
     @property
     @abstractmethod
@@ -145,6 +150,10 @@ class Unit(ABC):
     @abstractmethod
     def sample(self, txn: Txn) -> Iterable[str]:
         """Names of the plan's transaction bins this transaction hits."""
+
+    def sample_batch(self, txns: list[Txn]) -> list[Iterable[str]]:
+        """:meth:`sample` of many transactions (bulk mode); a unit may vectorise it."""
+        return [self.sample(t) for t in txns]
 
     # -- performance --------------------------------------------------------------------------
     #: What :meth:`work` counts, and the most the hardware can do per clock cycle (None: no

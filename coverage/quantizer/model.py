@@ -371,3 +371,91 @@ def sample(txn: dict) -> set[str]:
         if member in hits:
             hits.add(f"xw.{klass}.int{w}")
     return hits
+
+
+def sample_batch(txns: list[dict]) -> list[set[str]]:
+    """:func:`sample` of many blocks at once: the same bins, computed over a [blocks, lanes]
+    array (bulk mode samples thousands of transactions per batch)."""
+    if not txns:
+        return []
+    codes = np.asarray([t["values"] for t in txns], dtype=np.uint16)
+    w = np.asarray([int(t["elem_width"]) for t in txns])
+    n, lanes = codes.shape
+    x = values_of(codes)
+    hits: list[set[str]] = [set() for _ in range(n)]
+    nan = np.isnan(x).any(axis=1)
+    pinf, ninf = (x == np.inf).any(axis=1), (x == -np.inf).any(axis=1)
+    mag = np.abs(x)
+    with np.errstate(invalid="ignore"):
+        amax = np.where(nan | pinf | ninf, 0.0, mag.max(axis=1))
+    zero = ~(nan | pinf | ninf) & (amax == 0.0)
+    normal = ~(nan | pinf | ninf | zero)
+    e = np.frexp(np.where(normal, amax, 1.0))[1].astype(np.int64) - 1
+    se = np.maximum(e, -127)
+    shift = (w - 2) - se
+    with np.errstate(invalid="ignore", over="ignore"):
+        scaled = np.ldexp(np.where(normal[:, None], x, 0.0), shift[:, None])
+    rounded = np.rint(scaled)
+    limit = ((1 << (w - 1)) - 1)[:, None]
+    sat_pos, sat_neg = (rounded > limit).any(axis=1), (rounded < -limit).any(axis=1)
+    frac = np.abs(scaled - np.trunc(scaled))
+    ties = frac == 0.5
+    away = ties & (np.abs(rounded) > np.abs(scaled))
+    tie_up, tie_down = away.any(axis=1), (ties & ~away).any(axis=1)
+    flush = ((x != 0) & (rounded == 0)).any(axis=1)
+    sub_mixed = ((mag > 0) & (mag < 2.0 ** -126)).any(axis=1) & (amax >= 2.0 ** -126)
+    all_equal = (codes == codes[:, :1]).all(axis=1)
+    pos, neg = (x > 0).any(axis=1), (x < 0).any(axis=1)
+    at_max = mag == amax[:, None]
+    one_max = at_max.sum(axis=1) == 1
+    first, last = one_max & at_max[:, 0], one_max & at_max[:, lanes - 1]
+    ranges = [(lo, hi, f"exp.{lo}_{hi}".replace("-", "m")) for lo, hi in EXP_RANGES]
+    for i in range(n):
+        h = hits[i]
+        if nan[i]:
+            h.add("special.nan")
+            continue
+        if pinf[i] or ninf[i]:
+            if pinf[i]:
+                h.add("special.pos_inf")
+            if ninf[i]:
+                h.add("special.neg_inf")
+            continue
+        if zero[i]:
+            h.add("special.zero")
+            continue
+        ei, wi = int(e[i]), int(w[i])
+        if ei < -127:
+            h.add("exp.clamped_low")
+        elif ei == -127:
+            h.add("exp.m127")
+        elif ei == -126:
+            h.add("exp.m126")
+        elif ei == 127:
+            h.add("exp.p127")
+        else:
+            h.update(name for lo, hi, name in ranges if lo <= ei <= hi)
+        if sat_pos[i]:
+            h.add(f"sat{wi}.pos")
+        if sat_neg[i]:
+            h.add(f"sat{wi}.neg")
+        if tie_up[i]:
+            h.add(f"tie{wi}.up")
+        if tie_down[i]:
+            h.add(f"tie{wi}.down")
+        if flush[i]:
+            h.add("elem.flush_to_zero")
+        if sub_mixed[i]:
+            h.add("sub.mixed")
+        if all_equal[i]:
+            h.add("shape.all_equal")
+        if pos[i] and neg[i]:
+            h.add("shape.mixed_signs")
+        if not pos[i]:
+            h.add("shape.all_negative")
+        if first[i]:
+            h.add("maxlane.first")
+        if last[i]:
+            h.add("maxlane.last")
+        h.add(f"width.int{wi}")
+    return hits

@@ -19,6 +19,8 @@ def mxdv(*args, env=None):
     (["run", "--unit", "quantizer", "--test", "Nope"], "--test 'Nope'"),
     (["run", "--unit", "quantizer", "--plugin", "/nonexistent/x.py"], "does not exist"),
     (["regress", "--suite", "nosuch"], "unknown suite 'nosuch'"),
+    (["run", "--unit", "quantizer", "--sim", "icarus", "--mode", "bulk"], "--mode bulk needs --sim verilator"),
+    (["regress", "--suite", "quick", "--sim", "icarus", "--mode", "bulk"], "--mode bulk needs --sim verilator"),
 ])
 def test_bad_arguments_get_a_clear_message(args, needle):
     r = mxdv(*args)

@@ -1,0 +1,104 @@
+"""The batch driver: encodes a batch of transactions and loads it into the harness at once."""
+from __future__ import annotations
+
+import numpy as np
+from pyuvm import uvm_component
+
+from mxdv.env.bulk import layout as L
+from mxdv.env.bulk.channels import Channels
+from mxdv.env.bulk.schedule import Schedule
+from mxdv.unit import Beat, Unit
+
+
+class BatchTooLarge(ValueError):
+    pass
+
+
+def pack_beats(pl: L.PortLayout, beats: list[Beat]) -> np.ndarray:
+    """[beats, words] uint32 payloads (first field in the lowest bits)."""
+    offsets = pl.offsets()
+    nbytes = 4 * pl.words
+    buf = bytearray()
+    for b in beats:
+        v = 0
+        for name, off, w in offsets:
+            v |= (int(b[name]) & ((1 << w) - 1)) << off
+        buf += v.to_bytes(nbytes, "little")
+    return np.frombuffer(bytes(buf), dtype="<u4").reshape(len(beats), pl.words)
+
+
+class BatchDriver(uvm_component):
+    """Configure with :meth:`setup`. ``depth``: the most beats one batch holds on any input
+    port (the harness's stimulus memories); :meth:`split` cuts a larger batch into pieces
+    that fit, never truncating it."""
+
+    def setup(self, unit: Unit, depth: int, idle_limit: int) -> "BatchDriver":
+        if depth < 1:
+            raise ValueError(f"bulk_depth must be >= 1, got {depth}")
+        if idle_limit < 1:
+            raise ValueError(f"bulk_idle_cycles must be >= 1, got {idle_limit}")
+        self.unit, self.depth, self.idle_limit = unit, depth, idle_limit
+        self.layout = L.Layout.of(unit)
+        self.channels: Channels | None = None
+        return self
+
+    def encode(self, txns: list[dict]) -> list[dict[str, list[Beat]]]:
+        return [self.unit.encode(t) for t in txns]
+
+    def split(self, txns: list[dict], encoded: list[dict[str, list[Beat]]]) -> list[tuple[int, int]]:
+        """[start, stop) index ranges of batches whose beats fit ``depth`` on every port."""
+        out, start, used = [], 0, {pl.port.prefix: 0 for pl in self.layout.inputs}
+        for i, enc in enumerate(encoded):
+            need = {p: len(enc.get(p, [])) for p in used}
+            big = [p for p, n in need.items() if n > self.depth]
+            if big:
+                raise BatchTooLarge(f"transaction {i} has {need[big[0]]} beats on port {big[0]}, more than "
+                                    f"bulk_depth={self.depth}: raise bulk_depth")
+            if any(used[p] + need[p] > self.depth for p in used):
+                out.append((start, i))
+                start, used = i, {p: 0 for p in used}
+            for p in used:
+                used[p] += need[p]
+        if start < len(encoded):
+            out.append((start, len(encoded)))
+        return out
+
+    def load(self, encoded: list[dict[str, list[Beat]]], schedule: Schedule) -> dict:
+        """Write one batch (its encoded transactions, in order) and its schedule into the
+        harness's memories; returns what was loaded (beat counts per port, limits)."""
+        if self.channels is None:
+            self.channels = Channels()
+        ch, lay = self.channels, self.layout
+        params = np.zeros(lay.params_words, np.uint32)
+        total = 0
+        for pl in lay.inputs:
+            beats, owner, fstart = [], [], [0]
+            for t, enc in enumerate(encoded):
+                bs = enc.get(pl.port.prefix, [])
+                beats += bs
+                owner += [t] * len(bs)
+                fstart.append(fstart[-1] + len(bs))
+            stim = np.zeros((len(beats), pl.stim_record), np.uint32)
+            if beats:
+                stim[:, 0] = owner
+                stim[:, 1:] = pack_beats(pl, beats)
+            ch.bind(pl.stim, stim)
+            ch.bind(pl.fstart, np.asarray(fstart, np.uint32))
+            ch.alloc(pl.in_cap, len(beats) * pl.cap_record)
+            params[pl.index] = len(beats)
+            total += len(beats)
+        out_cap = 4 * total + 1024
+        resets = int(np.count_nonzero(schedule.rst[1:] & ~schedule.rst[:-1])) + int(schedule.rst[:1].sum()) + 1
+        limits = {"n_txns": len(encoded), "sched_len": schedule.cycles, "idle_limit": self.idle_limit,
+                  "max_cycles": schedule.cycles + self.idle_limit + 2000 + 400 * total,
+                  "in_cap": max(params[: len(lay.inputs)].max(initial=0), 1), "out_cap": out_cap,
+                  "reset_cap": resets}
+        for name, v in limits.items():
+            params[lay.param_index(name)] = v
+        ch.bind(L.PARAMS, params)
+        ch.bind(L.SCHED, schedule.words() if schedule.cycles else np.zeros(1, np.uint32))
+        ch.alloc(L.STATUS, lay.status_words)
+        ch.alloc(L.RESETS, resets)
+        ch.alloc(L.OUT_CAP, out_cap * lay.output.cap_record)
+        return {"beats": {pl.port.prefix: int(params[pl.index]) for pl in lay.inputs}, **limits}
+
