@@ -383,6 +383,16 @@ def test_stop_on_convergence_and_dialogue_restart(tmp_path):
     assert "Your last programs:" not in last_prompt(reqs[2]), "a restart also drops the feedback"
 
 
+@pytest.mark.parametrize("rounds,expected", [(0, [2, 2, 2, 2]), (2, [2, 4, 6, 6])])
+def test_dialogue_rounds_bound_the_conversation(tmp_path, rounds, expected):
+    with StandinServer() as s:
+        run_strategy(tmp_path, {"base_url": s.base_url, "dialogue_rounds": rounds, "converge_calls": 100,
+                                "stagnation_calls": 100, "max_calls": 4, "batch_size": 1},
+                     budget=1000, ctx_cls=BarrenCtx)
+        n_msgs = [len(r["messages"]) for r in chat_requests(s)]
+    assert n_msgs == expected, n_msgs
+
+
 def test_max_calls(tmp_path):
     with StandinServer() as s:
         ctx, stats, _ = run_strategy(tmp_path, {"base_url": s.base_url, "max_calls": 2, "batch_size": 2}, budget=500)
