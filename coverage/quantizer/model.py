@@ -403,6 +403,7 @@ def sample_batch(txns: list[dict]) -> list[set[str]]:
     away = ties & (np.abs(rounded) > np.abs(scaled))
     tie_up, tie_down = away.any(axis=1), (ties & ~away).any(axis=1)
     flush = ((x != 0) & (rounded == 0)).any(axis=1)
+    flush_neg = ((x < 0) & (rounded == 0)).any(axis=1)
     sub_mixed = ((mag > 0) & (mag < 2.0 ** -126)).any(axis=1) & (amax >= 2.0 ** -126)
     all_equal = (codes == codes[:, :1]).all(axis=1)
     pos, neg = (x > 0).any(axis=1), (x < 0).any(axis=1)
@@ -445,6 +446,8 @@ def sample_batch(txns: list[dict]) -> list[set[str]]:
             h.add(f"tie{wi}.down")
         if flush[i]:
             h.add("elem.flush_to_zero")
+        if flush_neg[i]:
+            h.add("elem.flush_neg")
         if sub_mixed[i]:
             h.add("sub.mixed")
         if all_equal[i]:
@@ -458,4 +461,7 @@ def sample_batch(txns: list[dict]) -> list[set[str]]:
         if last[i]:
             h.add("maxlane.last")
         h.add(f"width.int{wi}")
+        for klass, _, member, _ in WIDTH_CLASSES:  # the element-width crosses, as in sample()
+            if member in h:
+                h.add(f"xw.{klass}.int{wi}")
     return hits
