@@ -471,7 +471,10 @@ def test_compact_profile_has_literal_integer_specs_only():
         assert '"range"' in json.dumps(full) and '"choice"' in json.dumps(full)
     with pytest.raises(ValueError, match="schema profile must be one of"):
         reply_schema(Q, 3, None, "tiny")
-    assert conforms({"programs": [{"targets": ["x"], "fields": {"elem_width": 4}}]}, reply_schema(Q, 1))
+    assert conforms({"programs": [{"targets": ["x"], "fields": {"elem_width": 4, "values": {"max_exp": 3}}}]}, reply_schema(Q, 1))
+    # compact: the array fields need a spec, and a BF16 block its max_exp (a small model left them out)
+    assert not conforms({"programs": [{"targets": ["x"], "fields": {"elem_width": 4}}]}, reply_schema(Q, 1))
+    assert not conforms({"programs": [{"targets": ["x"], "fields": {"values": {}}}]}, reply_schema(Q, 1))
     assert not conforms({"programs": [{"targets": ["x"], "fields": {"elem_width": {"range": [4, 8]}}}]},
                         reply_schema(Q, 1))
     assert not conforms({"programs": []}, reply_schema(Q, 1)), "at least one program"
