@@ -234,6 +234,25 @@ def env_cross_group(name: str, doc: str, classes: Iterable[tuple[str, str, tuple
     return BinGroup(name, doc, tuple(bins), environment=True)
 
 
+def any_of(*hints):
+    """A hint ``hint(rng, ctx)`` that makes its transaction with one of ``hints``, chosen at random."""
+    return lambda rng, ctx: hints[int(rng.integers(len(hints)))](rng, ctx)
+
+
+def env_cross_plan_group(classes, ctx, broad_words: str, doc: str) -> BinGroup:
+    """A unit plan's ``env_cross`` group: every content class of ``classes`` (``(class, words,
+    member bins, hint(rng, ctx))``) crossed with a stalled output, and one broad class of all
+    their members (``broad_words``) crossed with coming right after a reset (resets are rare in a
+    run, so one class per unit). ``ctx`` is what the unit's hints take (geometry, block size)."""
+    bind = lambda h: (lambda rng: h(rng, ctx))  # noqa: E731
+    stalled = [(k, w, m, bind(h)) for k, w, m, h in classes]
+    members = tuple(b for _, _, m, _ in classes for b in m)
+    broad = [("corner", broad_words, members, bind(any_of(*(h for _, _, _, h in classes))))]
+    bins = (env_cross_group("env_cross", "", stalled, conditions=("stalled",)).bins
+            + env_cross_group("env_cross", "", broad, conditions=("after_reset",)).bins)
+    return BinGroup("env_cross", doc, bins, environment=True)
+
+
 def covered(plan: CoveragePlan, hits: dict[str, int], bin_name: str) -> bool:
     """Whether a bin is at its goal (``Bin.at_least`` hits)."""
     return hits.get(bin_name, 0) >= plan.goal(bin_name)

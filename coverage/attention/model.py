@@ -13,7 +13,7 @@ from functools import lru_cache
 
 import numpy as np
 
-from mxdv.coverage.plan import Bin, BinGroup, CoveragePlan, env_cross_group, protocol_group
+from mxdv.coverage.plan import Bin, BinGroup, CoveragePlan, any_of, env_cross_plan_group, protocol_group
 from mxdv.refmodel.attention import (LOGIT_FRAC_BITS, ROUND_TIE_EVEN, ROUND_TIE_ODD, VALUE_FRAC_BITS,
                                      WEIGHT_FRAC_BITS, exp2_lut_index, mx_attention_trace)
 
@@ -363,30 +363,13 @@ def _hint_lut(rng, p):
     return t
 
 
-def _any_of(*hints):
-    return lambda rng, p: hints[int(rng.integers(len(hints)))](rng, p)
-
-
 ENV_CLASSES = (
     ("nan", "a NaN scale code in Q, K or V", ("nan.q", "nan.k_visible", "nan.v_columns"),
-     _any_of(_hint_nan("q"), _hint_nan("k"), _hint_nan("v"))),
+     any_of(_hint_nan("q"), _hint_nan("k"), _hint_nan("v"))),
     ("saturate", "a saturated score or value", ("scores.sat_pos", "scores.sat_neg", "values.sat_pos", "values.sat_neg"),
-     _any_of(_hint_score_sat(1), _hint_score_sat(-1), _hint_value_sat(1), _hint_value_sat(-1))),
+     any_of(_hint_score_sat(1), _hint_score_sat(-1), _hint_value_sat(1), _hint_value_sat(-1))),
     ("causal_skip", "a causal row that skips a tile", ("causal.row_skips_tile",), _hint_causal("skip")),
 )
-
-
-def _env_group(p: _P) -> BinGroup:
-    bind = lambda h: (lambda rng: h(rng, p))  # noqa: E731
-    stalled = [(k, w, m, bind(h)) for k, w, m, h in ENV_CLASSES]
-    members = tuple(b for _, _, m, _ in ENV_CLASSES for b in m)
-    broad = [("corner", "a NaN scale, a saturation or a skipped tile", members,
-              bind(_any_of(*(h for _, _, _, h in ENV_CLASSES))))]
-    bins = (env_cross_group("env_cross", "", stalled, conditions=("stalled",)).bins
-            + env_cross_group("env_cross", "", broad, conditions=("after_reset",)).bins)
-    return BinGroup("env_cross", "Content classes crossed with what the environment did to the transaction: "
-                    "its output stalled before it was accepted, or it came right after a reset (simulation only).",
-                    bins, environment=True)
 
 
 @lru_cache(maxsize=None)
@@ -401,7 +384,10 @@ def build_plan(d: int, block: int, kb: int, qrows: int, tile: int, maxlen: int) 
             Bin(name, meaning, why, (lambda h: (lambda rng: h(rng, p)))(hint), distance=far.get(name),
                 at_least=GOALS.get(name, 1))
             for name, meaning, why, hint in bins)))
-    groups.append(_env_group(p))
+    groups.append(env_cross_plan_group(
+        ENV_CLASSES, p, "a NaN scale, a saturation or a skipped tile",
+        "Content classes crossed with what the environment did to the transaction: "
+        "its output stalled before it was accepted, or it came right after a reset (simulation only)."))
     groups.append(protocol_group())
     intro = (f"The attention unit (D={d}, BLOCK={block}, MXINT{kb} K/V, up to {qrows} query rows, "
              f"tiles of {tile} keys, sequences of up to {maxlen} keys) computes softmax attention "

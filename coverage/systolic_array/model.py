@@ -19,7 +19,7 @@ from functools import lru_cache
 
 import numpy as np
 
-from mxdv.coverage.plan import Bin, BinGroup, CoveragePlan, env_cross_group, protocol_group
+from mxdv.coverage.plan import Bin, BinGroup, CoveragePlan, any_of, env_cross_plan_group, protocol_group
 from mxdv.coverage.systolic_array.tile import MAX_KBLOCKS, activation_codes, operands, weight_codes
 from mxdv.refmodel.gemm import (ROUND_ABOVE_HALF, ROUND_BELOW_HALF, ROUND_TIE_EVEN, ROUND_TIE_ODD,
                                 block_exponent_offset, mx_matmul_trace)
@@ -453,18 +453,14 @@ def _with_fmt(hint, wfmt: int, tries: int = 64):
     return h
 
 
-def _any_of(*hints):
-    return lambda rng, g: hints[int(rng.integers(len(hints)))](rng, g)
-
-
 #: Accumulator corners crossed with the weight format: (class, words, defining bins, hint).
 FMT_CLASSES = (
     ("tie", "an exact rounding tie of the accumulator", ("acc.tie_even", "acc.tie_odd"),
-     _any_of(_h_round("tie_even"), _h_round("tie_odd"))),
+     any_of(_h_round("tie_even"), _h_round("tie_odd"))),
     ("sticky_up", "a sticky-decided round-up of the accumulator", ("acc.sticky_up",), _h_round("sticky")),
     ("subnormal", "a subnormal accumulator result", ("acc.subnormal",), _h_subnormal),
     ("overflow", "an accumulator overflow to infinity", ("acc.overflow_pos", "acc.overflow_neg"),
-     _any_of(_h_overflow(1), _h_overflow(-1))),
+     any_of(_h_overflow(1), _h_overflow(-1))),
 )
 
 
@@ -497,24 +493,11 @@ def _extra_groups():
 
 ENV_CLASSES = (
     ("rounding", "an accumulator tie or sticky-decided rounding", ("acc.tie_even", "acc.tie_odd", "acc.sticky_up"),
-     _any_of(_h_round("tie_even"), _h_round("tie_odd"), _h_round("sticky"))),
+     any_of(_h_round("tie_even"), _h_round("tie_odd"), _h_round("sticky"))),
     ("overflow", "an accumulator overflow", ("acc.overflow_pos", "acc.overflow_neg"),
-     _any_of(_h_overflow(1), _h_overflow(-1))),
-    ("nan", "a NaN scale in the tile", ("scale.a_nan", "scale.w_nan"), _any_of(_h_scale("a", 0xFF), _h_scale("w", 0xFF))),
+     any_of(_h_overflow(1), _h_overflow(-1))),
+    ("nan", "a NaN scale in the tile", ("scale.a_nan", "scale.w_nan"), any_of(_h_scale("a", 0xFF), _h_scale("w", 0xFF))),
 )
-
-
-def _env_group(g: Geometry) -> BinGroup:
-    bind = lambda h: (lambda rng: h(rng, g))  # noqa: E731
-    stalled = [(k, w, m, bind(h)) for k, w, m, h in ENV_CLASSES]
-    members = tuple(b for _, _, m, _ in ENV_CLASSES for b in m)
-    broad = [("corner", "an accumulator rounding corner, an overflow or a NaN scale", members,
-              bind(_any_of(*(h for _, _, _, h in ENV_CLASSES))))]
-    bins = (env_cross_group("env_cross", "", stalled, conditions=("stalled",)).bins
-            + env_cross_group("env_cross", "", broad, conditions=("after_reset",)).bins)
-    return BinGroup("env_cross", "Content classes crossed with what the environment did to the tile: its "
-                    "output stalled before it was accepted, or it came right after a reset (simulation only).",
-                    bins, environment=True)
 
 
 @lru_cache(maxsize=None)
@@ -529,7 +512,10 @@ def build_plan(rows: int, cols: int, block: int) -> CoveragePlan:
             Bin(name, meaning, why, (lambda h: (lambda rng: h(rng, g)))(hint), distance=far.get(name),
                 at_least=GOALS.get(name, 1))
             for name, meaning, why, hint in bins)))
-    groups.append(_env_group(g))
+    groups.append(env_cross_plan_group(
+        ENV_CLASSES, g, "an accumulator rounding corner, an overflow or a NaN scale",
+        "Content classes crossed with what the environment did to the tile: its "
+        "output stalled before it was accepted, or it came right after a reset (simulation only)."))
     groups.append(protocol_group())
     intro = (f"The {rows} x {cols} systolic array computes Y = A @ W for one tile of MXINT8 activations and "
              "MXINT8/MXINT4 weights, K streamed in MX blocks of "
