@@ -12,7 +12,7 @@ from functools import lru_cache
 import ml_dtypes
 import numpy as np
 
-from mxdv.coverage.plan import Bin, BinGroup, CoveragePlan, env_cross_group, protocol_group
+from mxdv.coverage.plan import Bin, BinGroup, CoveragePlan, any_of, env_cross_plan_group, protocol_group
 
 #: Shared-exponent ranges between the edge bins (inclusive); the edges get bins of their own.
 EXP_RANGES = ((-125, -97), (-96, -65), (-64, -33), (-32, -1), (0, 31), (32, 63), (64, 95), (96, 126))
@@ -235,10 +235,6 @@ def _with_width(hint, w: int):
     return h
 
 
-def _any_of(*hints):
-    return lambda rng, block: hints[int(rng.integers(len(hints)))](rng, block)
-
-
 def _extra_groups():
     internal = [
         _b("elem.flush_neg", "a negative non-zero element quantizes to 0 (its magnitude is shifted out entirely)",
@@ -259,27 +255,12 @@ def _extra_groups():
 
 ENV_CLASSES = (
     ("tie", "an exact rounding tie", ("tie8.up", "tie8.down", "tie4.up", "tie4.down"),
-     _any_of(_hint_tie(8, True), _hint_tie(8, False), _hint_tie(4, True), _hint_tie(4, False))),
+     any_of(_hint_tie(8, True), _hint_tie(8, False), _hint_tie(4, True), _hint_tie(4, False))),
     ("saturate", "a saturating element", ("sat8.pos", "sat8.neg", "sat4.pos", "sat4.neg"),
-     _any_of(_hint_saturate(8, 0), _hint_saturate(8, 1), _hint_saturate(4, 0), _hint_saturate(4, 1))),
+     any_of(_hint_saturate(8, 0), _hint_saturate(8, 1), _hint_saturate(4, 0), _hint_saturate(4, 1))),
     ("special", "a NaN or Inf block", ("special.nan", "special.pos_inf", "special.neg_inf"),
-     _any_of(_hint_special("nan"), _hint_special("pos_inf"), _hint_special("neg_inf"))),
+     any_of(_hint_special("nan"), _hint_special("pos_inf"), _hint_special("neg_inf"))),
 )
-
-
-def _env_group(block: int) -> BinGroup:
-    bind = lambda h: (lambda rng: h(rng, block))  # noqa: E731
-    stalled = [(k, w, m, bind(h)) for k, w, m, h in ENV_CLASSES]
-    # after a reset: one broad class (resets are rare in a run; every ENV_CLASSES member counts)
-    members = tuple(b for _, _, m, _ in ENV_CLASSES for b in m)
-    broad = [("corner", "a tie, a saturating element or a NaN/Inf block", members,
-              bind(_any_of(*(h for _, _, _, h in ENV_CLASSES))))]
-    g1 = env_cross_group("env_cross", "", stalled, conditions=("stalled",))
-    g2 = env_cross_group("env_cross", "", broad, conditions=("after_reset",))
-    return BinGroup("env_cross", "Content classes crossed with what the environment did to the transaction: "
-                    "its output stalled before it was accepted, or it came right after a reset. Hit by a "
-                    "checked transaction of the class that saw the condition (simulation only).",
-                    g1.bins + g2.bins, environment=True)
 
 
 @lru_cache(maxsize=None)
@@ -293,7 +274,11 @@ def build_plan(block: int) -> CoveragePlan:
             Bin(name, meaning, why, (lambda h: (lambda rng: h(rng, block)))(hint) if hint else None,
                 distance=far.get(name), at_least=GOALS.get(name, 1))
             for name, meaning, why, hint in bins)))
-    groups.append(_env_group(block))
+    groups.append(env_cross_plan_group(
+        ENV_CLASSES, block, "a tie, a saturating element or a NaN/Inf block",
+        "Content classes crossed with what the environment did to the transaction: "
+        "its output stalled before it was accepted, or it came right after a reset. Hit by a "
+        "checked transaction of the class that saw the condition (simulation only)."))
     groups.append(protocol_group())
     intro = (f"The MX quantizer converts one block of {block} BF16 values into an E8M0 scale and "
              "MXINT8 or MXINT4 elements (refmodel/NUMERICS.md, chapter 2). A transaction is one block "
@@ -320,18 +305,7 @@ def sample(txn: dict) -> set[str]:
     if amax == 0.0:
         return {"special.zero"}
     e = int(np.frexp(amax)[1]) - 1  # floor(log2(amax)), exact
-    if e < -127:
-        hits.add("exp.clamped_low")
-    elif e == -127:
-        hits.add("exp.m127")
-    elif e == -126:
-        hits.add("exp.m126")
-    elif e == 127:
-        hits.add("exp.p127")
-    else:
-        for lo, hi in EXP_RANGES:
-            if lo <= e <= hi:
-                hits.add(f"exp.{lo}_{hi}".replace("-", "m"))
+    hits.add(exp_bin(e))
     se = max(e, -127)
     scaled = np.ldexp(x, (w - 2) - se)  # exact in float64
     rounded = np.rint(scaled)  # half to even
@@ -367,10 +341,24 @@ def sample(txn: dict) -> set[str]:
     if len(at_max) == 1 and at_max[0] == len(x) - 1:
         hits.add("maxlane.last")
     hits.add(f"width.int{w}")
-    for klass, _, member, _ in WIDTH_CLASSES:
-        if member in hits:
-            hits.add(f"xw.{klass}.int{w}")
+    _add_width_crosses(hits, w)
     return hits
+
+
+def exp_bin(e: int) -> str:
+    """The ``shared_exp`` bin of a finite non-zero block whose floor(log2 max|x|) is ``e``."""
+    edges = {-127: "exp.m127", -126: "exp.m126", 127: "exp.p127"}
+    if e < -127:
+        return "exp.clamped_low"
+    if e in edges:
+        return edges[e]
+    lo, hi = next((lo, hi) for lo, hi in EXP_RANGES if lo <= e <= hi)
+    return f"exp.{lo}_{hi}".replace("-", "m")
+
+
+def _add_width_crosses(hits: set[str], w: int) -> None:
+    """The element-width crosses of the classes ``hits`` holds."""
+    hits.update(f"xw.{klass}.int{w}" for klass, _, member, _ in WIDTH_CLASSES if member in hits)
 
 
 def sample_batch(txns: list[dict]) -> list[set[str]]:
@@ -410,7 +398,6 @@ def sample_batch(txns: list[dict]) -> list[set[str]]:
     at_max = mag == amax[:, None]
     one_max = at_max.sum(axis=1) == 1
     first, last = one_max & at_max[:, 0], one_max & at_max[:, lanes - 1]
-    ranges = [(lo, hi, f"exp.{lo}_{hi}".replace("-", "m")) for lo, hi in EXP_RANGES]
     for i in range(n):
         h = hits[i]
         if nan[i]:
@@ -425,17 +412,8 @@ def sample_batch(txns: list[dict]) -> list[set[str]]:
         if zero[i]:
             h.add("special.zero")
             continue
-        ei, wi = int(e[i]), int(w[i])
-        if ei < -127:
-            h.add("exp.clamped_low")
-        elif ei == -127:
-            h.add("exp.m127")
-        elif ei == -126:
-            h.add("exp.m126")
-        elif ei == 127:
-            h.add("exp.p127")
-        else:
-            h.update(name for lo, hi, name in ranges if lo <= ei <= hi)
+        wi = int(w[i])
+        h.add(exp_bin(int(e[i])))
         if sat_pos[i]:
             h.add(f"sat{wi}.pos")
         if sat_neg[i]:
@@ -461,7 +439,5 @@ def sample_batch(txns: list[dict]) -> list[set[str]]:
         if last[i]:
             h.add("maxlane.last")
         h.add(f"width.int{wi}")
-        for klass, _, member, _ in WIDTH_CLASSES:  # the element-width crosses, as in sample()
-            if member in h:
-                h.add(f"xw.{klass}.int{wi}")
+        _add_width_crosses(h, wi)
     return hits
