@@ -92,17 +92,22 @@ def wrapper_source(unit: Unit) -> str:
     return "\n".join(lines) + "\n"
 
 
-def write_wrapper(unit: Unit, directory: Path) -> Path:
-    """Write the wrapper as ``directory/<hash of its text>/<module>.sv`` (the file is named
-    after its module, as lint wants) and return its path."""
-    text = wrapper_source(unit)
-    path = directory / hashlib.sha256(text.encode()).hexdigest()[:16] / f"{toplevel_of(unit)}.sv"
+def write_generated(text: str, module: str, directory: Path) -> Path:
+    """Write generated SystemVerilog as ``directory/<hash of its text>/<module>.sv`` (the file is
+    named after its module, as lint wants; an unchanged file is left alone, a changed one is
+    replaced atomically) and return its path."""
+    path = directory / hashlib.sha256(text.encode()).hexdigest()[:16] / f"{module}.sv"
     path.parent.mkdir(parents=True, exist_ok=True)
     if not path.exists() or path.read_text() != text:
         tmp = path.with_suffix(f".tmp{id(text)}")
         tmp.write_text(text)
         tmp.replace(path)
     return path
+
+
+def write_wrapper(unit: Unit, directory: Path) -> Path:
+    """Write the wrapper (see :func:`write_generated`) and return its path."""
+    return write_generated(wrapper_source(unit), toplevel_of(unit), directory)
 
 
 def sources_of(unit: Unit, directory: Path) -> list[Path]:

@@ -23,7 +23,6 @@ value), at every rising edge ``c`` (1 = the first edge of the batch):
 """
 from __future__ import annotations
 
-import hashlib
 from pathlib import Path
 
 from mxdv.env import checked_top
@@ -189,14 +188,7 @@ def harness_source(unit: Unit) -> str:
 
 def write_harness(unit: Unit, directory: Path) -> Path:
     """Write the harness as ``directory/<hash>/<module>.sv``; returns its path."""
-    text = harness_source(unit)
-    path = directory / hashlib.sha256(text.encode()).hexdigest()[:16] / f"{toplevel_of(unit)}.sv"
-    path.parent.mkdir(parents=True, exist_ok=True)
-    if not path.exists() or path.read_text() != text:
-        tmp = path.with_suffix(f".tmp{id(text)}")
-        tmp.write_text(text)
-        tmp.replace(path)
-    return path
+    return checked_top.write_generated(harness_source(unit), toplevel_of(unit), directory)
 
 
 def sources_of(unit: Unit, directory: Path) -> list[Path]:
