@@ -38,26 +38,44 @@ class BulkRunContext(RunContext):
         self._go = 0
         self._lead_reset = FIRST_RESET_CYCLES
         self.batches_run = 0
-        self._done_queue: list[TxnResult] = []
+        #: (result, observed transaction, environment conditions) of passing transactions not yet sampled.
+        self._done_queue: list[tuple[TxnResult, dict, set[str]]] = []
         self._env_bins: set[str] = set()
 
     # -- vectorised coverage: sampled once per batch, in completion order --------------------
-    def _on_done(self, tid: int, ok: bool) -> None:
+    def _on_done(self, tid: int, ok: bool, observed: dict | None = None) -> None:
+        """As in cycle mode, only a passing transaction is coverage, sampled as observed at
+        the DUT's inputs, with the environment conditions it saw; the sampling itself waits
+        for the end of the batch (one vectorised call)."""
         res = self.results[tid]
         res.status = "pass" if ok else "fail"
-        self._done_queue.append(res)
+        conditions = self.environment_of(tid)
+        self._stalled.discard(tid)
+        self._after_reset.discard(tid)
         self._waiting.discard(tid)
+        if ok:
+            self._done_queue.append((res, res.txn if observed is None else observed, conditions))
+        else:
+            self.completed += 1
+            self._curve_point()
 
     def _sample_env(self, names: set[str]) -> None:
         self._env_bins.update(names)
 
     def _sample_done(self) -> None:
         """One ``Unit.sample_batch`` and one ``CoverageCollector.sample_batch`` for every
-        transaction the batch completed, then the environment bins it hit."""
+        passing transaction the batch completed (with its environment crosses), then the
+        environment bins it hit."""
         done, self._done_queue = self._done_queue, []
         if done:
-            news = self.collector.sample_batch(self.unit.sample_batch([r.txn for r in done]))
-            for res, new in zip(done, news):
+            contents = self.unit.sample_batch([obs for _, obs, _ in done])
+            plan = self.unit.plan
+            hit_sets = []
+            for (_, _, conditions), content in zip(done, contents):
+                content = set(content)
+                hit_sets.append(content | plan.env_cross_hits(content, conditions) if conditions else content)
+            news = self.collector.sample_batch(hit_sets)
+            for (res, _, _), new in zip(done, news):
                 res.new_bins = new
                 self.completed += 1
                 if new:
