@@ -36,6 +36,8 @@ from pathlib import Path
 from mxdv.labels import STANDIN_LABEL, is_standin, row_label
 
 THRESHOLDS = (50, 90, 100)
+#: Fractions of the budget at which every strategy's coverage is compared (equal transactions).
+EQUAL_TXNS_FRACTIONS = (1 / 16, 1 / 8, 1 / 4, 1 / 2, 1)
 #: Options never written to eval.json / runs.jsonl.
 SECRET_OPTIONS = ("api_key",)
 
@@ -225,6 +227,16 @@ def curve_points(result: dict) -> list[dict]:
     return points
 
 
+def coverage_at(points: list[dict], txns: int) -> float:
+    """Coverage after the first ``txns`` transactions of a run (curve points are cumulative). A run
+    that ended before ``txns`` (closed, or its strategy stopped) counts with its final coverage."""
+    return max((p.get("coverage") or 0.0 for p in points if (p.get("txns") or 0) <= txns), default=0.0)
+
+
+def equal_txns_checkpoints(budget: int) -> list[int]:
+    return sorted({max(1, round(budget * f)) for f in EQUAL_TXNS_FRACTIONS})
+
+
 def _llm_totals(stats: dict) -> tuple[int | None, int | None]:
     if not {"prompt_tokens", "completion_tokens"} & set(stats):
         return None, None
@@ -266,6 +278,8 @@ def run_summary(result: dict) -> dict:
         "tokens_per_new_bin": (round(tokens / new_bins, 1) if tokens is not None and new_bins > 0 else None),
         "standin": is_standin(result), "failed": failed(result), "error": result.get("error"),
         "strategy_error": stats.get("error"), "run_dir": result.get("run_dir"),
+        "coverage_at": {str(n): round(coverage_at(points, n), 2) for n in equal_txns_checkpoints(
+            int(result["job"].get("budget") or result.get("budget") or result.get("transactions") or 1))},
     }
 
 
@@ -303,6 +317,8 @@ def strategy_rows(spec: EvalSpec, results: list[dict]) -> list[dict]:
             row["milestones"][thr] = {"median": _median_with_misses(vals), "reached": len(reached),
                                       "min": min(reached) if reached else None,
                                       "max": max(reached) if reached else None, "per_seed": vals}
+        row["coverage_at"] = {str(n): _median([coverage_at(curve_points(r), n) for r in rs])
+                              for n in equal_txns_checkpoints(spec.budget)}
         if row["llm"]:
             closed = [s for s in runs if s["closure_txns"]]
             row.update({"llm_calls_median": _median([s["llm_calls"] for s in runs]),
@@ -361,7 +377,7 @@ def markdown(spec: EvalSpec, rows: list[dict], unit_variant: str) -> str:
         lines.append(f"| {r['label']} | {r['closed']}/{r['seeds']} | " + " | ".join(ms)
                      + f" | {_fmt(round(cov, 1) if cov is not None else None)} % | " + " | ".join(llm)
                      + f" | {_fmt(_round(r['wall_s_median']))} | {_fmt(_round(r['wall_s_to_closure_median']))} | {r['failures']} |")
-    lines.append("")
+    lines += ["", *equal_txns_table(rows), ""]
     best = fastest(rows)
     if best is not None:
         lines.append(f"- Fastest to 100 %: `{best['strategy']}`, {_fmt(best['milestones']['100']['median'])} "
@@ -379,6 +395,42 @@ def markdown(spec: EvalSpec, rows: list[dict], unit_variant: str) -> str:
             if s["error"] or s["strategy_error"]:
                 lines.append(f"- `{r['strategy']}` seed {s['seed']}: {s['error'] or s['strategy_error']}")
     return "\n".join(lines) + "\n"
+
+
+def equal_txns_table(rows: list[dict]) -> list[str]:
+    """Markdown lines: each strategy's median coverage after the same numbers of transactions."""
+    cols = sorted({int(n) for r in rows for n in r.get("coverage_at", {})})
+    if not cols:
+        return []
+    out = ["Coverage at equal transactions (median over seeds, %; a run that ended earlier counts with "
+           "its final coverage):", "",
+           "| strategy | " + " | ".join(f"{n} txns" for n in cols) + " |", "|---|" + "---|" * len(cols)]
+    for r in rows:
+        cells = [r.get("coverage_at", {}).get(str(n)) for n in cols]
+        out.append(f"| {r['label']} | " + " | ".join("-" if c is None else f"{c:.1f}" for c in cells) + " |")
+    return out
+
+
+def merged_equal_txns(paths: list[str]) -> str:
+    """The equal-transactions table over several ``mxdv eval`` outputs (their ``eval.json``) of one
+    unit, e.g. an ``llm`` eval and a baseline eval run separately at the same budget."""
+    rows, units, budgets = [], set(), set()
+    for p in paths:
+        f = Path(p) / "eval.json" if Path(p).is_dir() else Path(p)
+        try:
+            report = json.loads(f.read_text())
+        except (OSError, json.JSONDecodeError) as exc:
+            raise SystemExit(f"mxdv.eval: cannot read {f}: {exc}") from None
+        units.add(report.get("unit"))
+        budgets.add((report.get("spec") or {}).get("budget"))
+        rows += report.get("strategies") or []
+    if len(units) > 1:
+        raise SystemExit(f"mxdv.eval: the evals are of different units {sorted(map(str, units))}")
+    if len(budgets) > 1:
+        raise SystemExit(f"mxdv.eval: the evals have different budgets {sorted(map(str, budgets))}; "
+                         "equal-transaction checkpoints would not line up")
+    return "\n".join([f"# {units.pop()}: coverage at equal transactions", "",
+                      "Produced by: `python -m mxdv.eval " + " ".join(paths) + "`", "", *equal_txns_table(rows)]) + "\n"
 
 
 def _step_median(curves: list[list[tuple[float, float]]], xs: list[float]) -> list[float]:
@@ -465,5 +517,14 @@ def command_line(argv: list[str]) -> str:
     return shlex.join(["mxdv", *argv])
 
 
-__all__ = ["EvalSpec", "make_spec", "run_eval", "run_summary", "strategy_rows", "markdown", "fastest",
+if __name__ == "__main__":
+    import sys
+
+    if len(sys.argv) < 2 or sys.argv[1] in ("-h", "--help"):
+        print("usage: python -m mxdv.eval EVAL_DIR [EVAL_DIR ...]\n  prints the coverage-at-equal-transactions "
+              "table over the evals' eval.json (same unit, same budget)")
+        sys.exit(0 if len(sys.argv) >= 2 else 2)
+    print(merged_equal_txns(sys.argv[1:]), end="")
+
+__all__ = ["coverage_at", "equal_txns_table", "merged_equal_txns", "EvalSpec", "make_spec", "run_eval", "run_summary", "strategy_rows", "markdown", "fastest",
            "write_reports", "split_options"]

@@ -106,3 +106,36 @@ def test_bad_arguments_name_the_parameter(kw, needle):
     args.update(kw)
     with pytest.raises(ValueError, match=needle.replace("(", r"\(").replace(".", r"\.")):
         make_spec(args.pop("unit"), args.pop("strategies"), args.pop("seeds"), args.pop("budget"))
+
+
+def test_coverage_at_equal_transactions_table_and_merge(tmp_path, capsys):
+    """Every strategy's median coverage after the same numbers of transactions (1/16..1 of the
+    budget); a run that stopped earlier keeps its final coverage; two evals merge into one table."""
+    import json
+
+    from mxdv.eval import coverage_at, curve_points, merged_equal_txns
+
+    rs = [result("llm", s, [(5, 40.0 + s), (30, 80.0 + s), (50, 90.0)]) for s in (1, 2, 3)]  # stopped at 50
+    rs += [result("random", s, [(6, 30.0), (25, 45.0 + s), (100, 60.0 + s)]) for s in (1, 2, 3)]
+    pts = curve_points(rs[0])
+    assert coverage_at(pts, 4) == 0.0 and coverage_at(pts, 5) == 41.0 and coverage_at(pts, 29) == 41.0
+    assert coverage_at(pts, 100) == 90.0  # ended at 50 transactions: its final coverage
+    rows = strategy_rows(spec(["llm", "random"]), rs)
+    assert sorted(map(int, rows[0]["coverage_at"])) == [6, 12, 25, 50, 100]
+    assert rows[0]["coverage_at"]["25"] == 42.0 and rows[1]["coverage_at"]["25"] == 47.0
+    assert rows[1]["coverage_at"]["100"] == 62.0
+    md = markdown(spec(["llm", "random"]), rows, "quantizer")
+    assert "| strategy | 6 txns | 12 txns | 25 txns | 50 txns | 100 txns |" in md
+    assert "| random | 30.0 | 30.0 | 47.0 | 47.0 | 62.0 |" in md
+    dirs = []
+    for i, row in enumerate(rows):
+        d = tmp_path / f"e{i}"
+        d.mkdir()
+        (d / "eval.json").write_text(json.dumps({"unit": "mx_quantizer", "spec": {"budget": 100}, "strategies": [row]}))
+        dirs.append(str(d))
+    merged = merged_equal_txns(dirs)
+    assert "| llm | 42.0 | 42.0 | 42.0 | 90.0 | 90.0 |" in merged and "| random |" in merged
+    (tmp_path / "e1" / "eval.json").write_text(json.dumps({"unit": "mx_quantizer", "spec": {"budget": 200},
+                                                           "strategies": [rows[1]]}))
+    with pytest.raises(SystemExit, match="different budgets"):
+        merged_equal_txns(dirs)
