@@ -423,7 +423,13 @@ def merged_equal_txns(paths: list[str]) -> str:
             raise SystemExit(f"mxdv.eval: cannot read {f}: {exc}") from None
         units.add(report.get("unit"))
         budgets.add((report.get("spec") or {}).get("budget"))
-        rows += report.get("strategies") or []
+        budget = (report.get("spec") or {}).get("budget") or 1
+        for row in report.get("strategies") or []:
+            if "coverage_at" not in row:  # written before the table existed: recomputed from the curves
+                curves = [c for k, c in (report.get("curves") or {}).items() if k.rsplit("-s", 1)[0] == row["strategy"]]
+                row["coverage_at"] = {str(n): _median([coverage_at(curve_points({"coverage_curve": c}), n) for c in curves])
+                                      for n in equal_txns_checkpoints(int(budget))}
+            rows.append(row)
     if len(units) > 1:
         raise SystemExit(f"mxdv.eval: the evals are of different units {sorted(map(str, units))}")
     if len(budgets) > 1:

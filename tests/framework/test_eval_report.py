@@ -139,3 +139,19 @@ def test_coverage_at_equal_transactions_table_and_merge(tmp_path, capsys):
                                                            "strategies": [rows[1]]}))
     with pytest.raises(SystemExit, match="different budgets"):
         merged_equal_txns(dirs)
+
+
+def test_merge_recomputes_coverage_at_for_an_older_eval_json(tmp_path):
+    """An eval.json written before the equal-transactions table (rows without coverage_at) is
+    measured from its stored curves."""
+    import json
+
+    from mxdv.eval import merged_equal_txns
+
+    rs = [result("random", s, [(6, 30.0), (25, 45.0 + s), (100, 60.0 + s)]) for s in (1, 2, 3)]
+    row = strategy_rows(spec(["random"]), rs)[0]
+    del row["coverage_at"]
+    curves = {f"random-s{r['job']['seed']}": r["coverage_curve"] for r in rs}
+    (tmp_path / "eval.json").write_text(json.dumps({"unit": "mx_quantizer", "spec": {"budget": 100},
+                                                    "strategies": [row], "curves": curves}))
+    assert "| random | 30.0 | 30.0 | 47.0 | 47.0 | 62.0 |" in merged_equal_txns([str(tmp_path)])
