@@ -230,11 +230,23 @@ def curve_points(result: dict) -> list[dict]:
 def coverage_at(points: list[dict], txns: int) -> float:
     """Coverage after the first ``txns`` transactions of a run (curve points are cumulative). A run
     that ended before ``txns`` (closed, or its strategy stopped) counts with its final coverage."""
-    return max((p.get("coverage") or 0.0 for p in points if (p.get("txns") or 0) <= txns), default=0.0)
+    return _step_median([_txns_curve(points)], [txns])[0]
+
+
+def _txns_curve(points: list[dict]) -> list[tuple[float, float]]:
+    return [(p.get("txns") or 0, p.get("coverage") or 0.0) for p in points]
 
 
 def equal_txns_checkpoints(budget: int) -> list[int]:
     return sorted({max(1, round(budget * f)) for f in EQUAL_TXNS_FRACTIONS})
+
+
+def coverage_at_checkpoints(curves: list[list[dict]], budget: int) -> dict[str, float | None]:
+    """Median coverage over runs (their :func:`curve_points`) at each equal-transactions checkpoint."""
+    if not curves:
+        return {str(n): None for n in equal_txns_checkpoints(budget)}
+    xs = equal_txns_checkpoints(budget)
+    return dict(zip(map(str, xs), _step_median([_txns_curve(c) for c in curves], xs)))
 
 
 def _llm_totals(stats: dict) -> tuple[int | None, int | None]:
@@ -278,8 +290,6 @@ def run_summary(result: dict) -> dict:
         "tokens_per_new_bin": (round(tokens / new_bins, 1) if tokens is not None and new_bins > 0 else None),
         "standin": is_standin(result), "failed": failed(result), "error": result.get("error"),
         "strategy_error": stats.get("error"), "run_dir": result.get("run_dir"),
-        "coverage_at": {str(n): round(coverage_at(points, n), 2) for n in equal_txns_checkpoints(
-            int(result["job"].get("budget") or result.get("budget") or result.get("transactions") or 1))},
     }
 
 
@@ -317,8 +327,7 @@ def strategy_rows(spec: EvalSpec, results: list[dict]) -> list[dict]:
             row["milestones"][thr] = {"median": _median_with_misses(vals), "reached": len(reached),
                                       "min": min(reached) if reached else None,
                                       "max": max(reached) if reached else None, "per_seed": vals}
-        row["coverage_at"] = {str(n): _median([coverage_at(curve_points(r), n) for r in rs])
-                              for n in equal_txns_checkpoints(spec.budget)}
+        row["coverage_at"] = coverage_at_checkpoints([curve_points(r) for r in rs], spec.budget)
         if row["llm"]:
             closed = [s for s in runs if s["closure_txns"]]
             row.update({"llm_calls_median": _median([s["llm_calls"] for s in runs]),
@@ -421,14 +430,14 @@ def merged_equal_txns(paths: list[str]) -> str:
             report = json.loads(f.read_text())
         except (OSError, json.JSONDecodeError) as exc:
             raise SystemExit(f"mxdv.eval: cannot read {f}: {exc}") from None
+        budget = (report.get("spec") or {}).get("budget")
         units.add(report.get("unit"))
-        budgets.add((report.get("spec") or {}).get("budget"))
-        budget = (report.get("spec") or {}).get("budget") or 1
+        budgets.add(budget)
         for row in report.get("strategies") or []:
-            if "coverage_at" not in row:  # written before the table existed: recomputed from the curves
-                curves = [c for k, c in (report.get("curves") or {}).items() if k.rsplit("-s", 1)[0] == row["strategy"]]
-                row["coverage_at"] = {str(n): _median([coverage_at(curve_points({"coverage_curve": c}), n) for c in curves])
-                                      for n in equal_txns_checkpoints(int(budget))}
+            if "coverage_at" not in row:  # written before the table existed: measured from the curves
+                curves = [curve_points({"coverage_curve": c}) for k, c in (report.get("curves") or {}).items()
+                          if k.rsplit("-s", 1)[0] == row["strategy"]]
+                row["coverage_at"] = coverage_at_checkpoints(curves, int(budget or 1))
             rows.append(row)
     if len(units) > 1:
         raise SystemExit(f"mxdv.eval: the evals are of different units {sorted(map(str, units))}")
@@ -532,5 +541,5 @@ if __name__ == "__main__":
         sys.exit(0 if len(sys.argv) >= 2 else 2)
     print(merged_equal_txns(sys.argv[1:]), end="")
 
-__all__ = ["coverage_at", "equal_txns_table", "merged_equal_txns", "EvalSpec", "make_spec", "run_eval", "run_summary", "strategy_rows", "markdown", "fastest",
+__all__ = ["coverage_at", "coverage_at_checkpoints", "equal_txns_table", "merged_equal_txns", "EvalSpec", "make_spec", "run_eval", "run_summary", "strategy_rows", "markdown", "fastest",
            "write_reports", "split_options"]

@@ -108,7 +108,7 @@ def test_bad_arguments_name_the_parameter(kw, needle):
         make_spec(args.pop("unit"), args.pop("strategies"), args.pop("seeds"), args.pop("budget"))
 
 
-def test_coverage_at_equal_transactions_table_and_merge(tmp_path, capsys):
+def test_coverage_at_equal_transactions_table_and_merge(tmp_path):
     """Every strategy's median coverage after the same numbers of transactions (1/16..1 of the
     budget); a run that stopped earlier keeps its final coverage; two evals merge into one table."""
     import json
