@@ -11,11 +11,13 @@ from __future__ import annotations
 
 import numpy as np
 
-from mxdv.refmodel.attention import mx_attention_trace
+from mxdv.refmodel.attention import LOGIT_FRAC_BITS, VALUE_FRAC_BITS, WEIGHT_FRAC_BITS, exp2_lut_index, mx_attention_trace
 from mxdv.refmodel.mx import MXTensor
 
 _NAN = 0xFF
 _NEG = np.iinfo(np.int64).min
+#: A key's weight is 0 from this gap m - t on (the model's ``_UNDERFLOW``).
+_UNDERFLOW = (WEIGHT_FRAC_BITS + 1) << LOGIT_FRAC_BITS
 
 
 def _operands(txn: dict, p):
@@ -29,6 +31,89 @@ def _operands(txn: dict, p):
 
 def _params(p) -> dict:
     return {"TILE": p.tile, "MAXLEN": p.maxlen, "QROWS": p.qrows}
+
+
+class _TraceCache:
+    """The trace of the last transaction asked about: the generator asks every open bin's
+    distance of the same transaction in turn, and the exp2 table alone has 64 bins."""
+
+    def __init__(self, p):
+        self.p, self.txn, self.trace = p, None, None
+
+    def __call__(self, txn: dict):
+        if self.txn is not txn:
+            self.trace = mx_attention_trace(*_operands(txn, self.p), causal=bool(txn["causal"]),
+                                            q_offset=int(txn["q_offset"]), tile=self.p.tile)
+            self.txn = txn
+        return self.trace
+
+
+def key_gaps(tr, tile: int):
+    """(gap m - t, visible in a non-NaN row) per [row, key], m the running max after the key's tile."""
+    vis = np.asarray(tr.visible) & ~np.asarray(tr.row_nan)[:, None]
+    logits = np.asarray(tr.logits)
+    tile_of = np.arange(logits.shape[1]) // tile
+    m_at = np.asarray(tr.tile_max)[tile_of].T
+    return np.where(vis, m_at - np.where(vis, logits, 0), 0), vis
+
+
+def exp2_entry_distance(trace, p, which: str, entry: int):
+    """Approach levels for a read of one 2^-x table entry by a key with non-zero weight
+    (each level a half-open interval): 5 no key is visible in a non-NaN row;
+    [3, 4) every visible gap m - t is 0 (binades of the largest |score| away from 2^16, i.e. 16);
+    [2, 3) keys differ but every other key's weight underflows (binades past the underflow);
+    [1, 2) some key has a non-zero gap and weight but reads another entry (entries away, circularly);
+    0 hit."""
+    def distance(txn: dict) -> float:
+        tr = trace(txn)
+        gap, vis = key_gaps(tr, p.tile)
+        if not vis.any():
+            return 5.0
+        weighted = vis & (gap < _UNDERFLOW)
+        idx = exp2_lut_index(gap[weighted])[0 if which == "hi" else 1]
+        if (idx == entry).any():
+            return 0.0
+        live = weighted & (gap > 0)
+        if live.any():
+            away = np.abs(exp2_lut_index(gap[live])[0 if which == "hi" else 1] - entry)
+            return 1.0 + float(np.minimum(away, 32 - away).min()) / 16
+        spread = gap[vis & (gap > 0)]
+        if spread.size:
+            return 2.0 + min(float(np.log2(spread.min() / _UNDERFLOW)), 20.0) / 21
+        top = float(np.abs(np.asarray(tr.scores)[vis]).max())
+        return 3.0 + min(abs(np.log2(top + 1) - 16), 16.0) / 17
+    return distance
+
+
+def div_tie_distance(trace, odd: bool):
+    """How far the nearest output division is from an exact tie of the wanted parity: with the
+    quotient x = |O| / (l * 2^14) scaled into [256, 512) (9 bits: the BF16 significand and the
+    guard bit), the circular distance of x mod 4 from 1 (tie, even significand) or 3 (odd),
+    exact in integers, over the non-NaN outputs with O != 0; 4 when there is none."""
+    goal = 3 if odd else 1
+
+    def distance(txn: dict) -> float:
+        tr = trace(txn)
+        nan = np.asarray(tr.nan)
+        acc = np.where(nan, 0, np.asarray(tr.acc))
+        l_sum = np.broadcast_to(np.asarray(tr.l)[:, None], acc.shape)
+        best = 4.0
+        for a, b in zip(np.abs(acc).ravel().tolist(), l_sum.ravel().tolist()):
+            if a == 0 or b == 0:
+                continue
+            den = b << VALUE_FRAC_BITS
+            k = 8 - (a.bit_length() - den.bit_length())
+            num, div = (a << k, den) if k >= 0 else (a, den << -k)
+            if num // div >= 512:
+                div <<= 1
+            elif num // div < 256:
+                num <<= 1
+            off = abs(num % (4 * div) - goal * div)
+            best = min(best, min(off, 4 * div - off) / div)
+            if off == 0:
+                return 0.0
+        return max(best, 1e-12) if best < 4.0 else best
+    return distance
 
 
 def masked_nan_distance(p, operand: str, name: str):
@@ -70,6 +155,9 @@ def change_every_distance(p):
 
 def distances(p) -> dict:
     """Bin name -> distance function, for the bins that declare one."""
+    trace = _TraceCache(p)
     return {"nan.k_masked": masked_nan_distance(p, "k", "nan.k_masked"),
             "nan.v_masked": masked_nan_distance(p, "v", "nan.v_masked"),
-            "max.change_every": change_every_distance(p)}
+            "max.change_every": change_every_distance(p),
+            "div.tie_even": div_tie_distance(trace, odd=False), "div.tie_odd": div_tie_distance(trace, odd=True),
+            **{f"exp2.{w}_{i}": exp2_entry_distance(trace, p, w, i) for w in ("hi", "lo") for i in range(32)}}

@@ -64,3 +64,36 @@ def test_nudge_moves_literals_and_keeps_the_rest():
     with pytest.raises(ProgramError):  # e.g. elem_width 9: the caller validates and falls back
         for p in outside:
             validate_program(unit.schema, p)
+
+
+def test_attention_exp2_distance_orders_its_approach_levels():
+    """Equal scores everywhere (gaps 0) are farther than spread scores that read other entries,
+    which are farther than a read of the entry; every entry's distance follows the same trace."""
+    unit = get_unit("attention")
+    rng = np.random.default_rng(11)
+    lut = unit.plan.get("exp2.hi_0").hint  # reachability proof only: the generators never call it
+    spread = unit.schema.normalize(lut(rng))
+    hits = unit.sample(spread)
+    read = [b for b in unit.plan.bins if b.name.startswith("exp2.") and b.name in hits]
+    unread = [b for b in unit.plan.bins if b.name.startswith("exp2.") and b.name not in hits]
+    assert read and unread, "the longest spread sequence reads some entries and not others"
+    assert all(b.distance(spread) == 0 for b in read)
+    assert all(1 <= b.distance(spread) < 2 for b in unread)
+    flat = dict(spread, q_codes=[[0] * len(row) for row in spread["q_codes"]])  # every score 0
+    for b in unread:
+        assert 3 <= b.distance(flat) < 4, (b.name, b.distance(flat))
+
+
+@pytest.mark.parametrize("parity", ["even", "odd"])
+def test_attention_div_tie_distance_is_zero_on_a_tie_of_its_parity(parity):
+    unit = get_unit("attention")
+    rng = np.random.default_rng(5)
+    own, other = unit.plan.get(f"div.tie_{parity}"), unit.plan.get("div.tie_" + ("odd" if parity == "even" else "even"))
+    for _ in range(5):
+        tie = unit.schema.normalize(own.hint(rng))  # reachability proof only
+        assert own.name in unit.sample(tie) and own.distance(tie) == 0
+        if other.name not in unit.sample(tie):
+            assert 0 < other.distance(tie) <= 2, "a tie of the other parity is 2 away (x mod 4 = 1 against 3)"
+        near = dict(tie, v_codes=[[c + 1 if c < 7 else c - 1 for c in row] for row in tie["v_codes"]])
+        if own.name not in unit.sample(near):
+            assert 0 < own.distance(near) < 4

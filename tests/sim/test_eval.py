@@ -13,6 +13,20 @@ def mxdv(*args):
     return subprocess.run([sys.executable, "-m", "mxdv.cli", *args], capture_output=True, text=True)
 
 
+def table_rows(md: str) -> list[list[str]]:
+    """The data rows of each markdown table of ``md``, table by table (header and rule left out)."""
+    tables, current = [], None
+    for line in md.splitlines():
+        if line.startswith("| strategy |"):
+            current = []
+            tables.append(current)
+        elif current is not None and line.startswith("| "):
+            current.append(line)
+        elif not line.startswith("|"):
+            current = None
+    return tables
+
+
 @pytest.mark.xdist_group("quantizer")
 def test_eval_end_to_end_writes_curves_tables_and_labels(tmp_path):
     out = tmp_path / "eval"
@@ -31,9 +45,14 @@ def test_eval_end_to_end_writes_curves_tables_and_labels(tmp_path):
         "strategy", "seeds closed", "txns to 50 %", "txns to 90 %", "txns to 100 %", "final coverage (median)",
         "LLM calls to closure", "LLM tokens to closure", "tokens per newly covered bin", "wall s (median)",
         "wall s to 100 % (median)", "failures"]
-    rows = [line for line in md.splitlines() if line.startswith("| ") and not line.startswith("| strategy")]
+    tables = table_rows(md)
+    rows = tables[0]
     assert len(rows) == 2 and rows[0].startswith("| corner_random | ")
     assert rows[1].startswith(f"| llm: {STANDIN_LABEL} | ")
+    equal = tables[1]
+    assert len(equal) == 2 and equal[0].startswith("| corner_random | ")
+    assert equal[1].startswith(f"| llm: {STANDIN_LABEL} | ")
+    assert len(equal[0].strip("|").split("|")) == 1 + 5, "one cell per budget checkpoint (1/16 .. all of 40)"
     assert "Fastest to 100 %: `llm`" not in md
 
     report = json.loads((out / "eval.json").read_text())
