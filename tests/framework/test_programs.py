@@ -481,6 +481,39 @@ def test_compact_profile_has_literal_integer_specs_only():
     assert program_schema(Q)["properties"]["targets"]["items"] == {"type": "string"}
 
 
+def _number_nodes(node, path=""):
+    """Paths of the nodes typed as a JSON number (a grammar may not enforce their bounds)."""
+    out = [path] if isinstance(node, dict) and "number" in (node.get("type") if isinstance(node.get("type"), list)
+                                                            else [node.get("type")]) else []
+    if isinstance(node, dict):
+        for k, v in node.items():
+            out += _number_nodes(v, f"{path}.{k}")
+    elif isinstance(node, list):
+        for v in node:
+            out += _number_nodes(v, path)
+    return out
+
+
+def test_compact_profile_lists_its_probabilities():
+    """llama.cpp turns a JSON Schema number into a grammar without its bounds, so the compact
+    profile offers probabilities as an enum; each of them is a valid probability."""
+    from mxdv.sequences.programs.json_schema import COMPACT_PROBABILITIES
+
+    for name in UNITS:
+        schema = get_unit(name).schema
+        compact, full = (reply_schema(schema, 1, None, p) for p in ("compact", "full"))
+        bounded = [p for p in _number_nodes(compact) if not p.endswith((".values", ".max_exp", ".max_mant"))]
+        assert not [p for p in bounded if ".zero" in p or ".subnormal" in p], bounded
+        assert any(p.endswith(".zero") for p in _number_nodes(full)), "the full profile keeps numbers"
+    assert all(0 <= v <= 1 for v in COMPACT_PROBABILITIES) and {0, 1} <= set(COMPACT_PROBABILITIES)
+    block = reply_schema(Q, 1)["properties"]["programs"]["items"]["properties"]["fields"]["properties"]["values"]
+    assert block["properties"]["zero"] == {"enum": list(COMPACT_PROBABILITIES)}
+    assert not conforms({"programs": [{"targets": ["x"], "fields": {"elem_width": 8, "values": {"max_exp": 0, "zero": 127}}}]},
+                        reply_schema(Q, 1)), "the reply that failed three calls running is outside the compact schema"
+    prog = validate_program(Q, {"fields": {"elem_width": 8, "values": {"max_exp": 0, "zero": 0.9, "subnormal": 0.1}}})
+    assert prog["fields"]["values"]["zero"] == 0.9
+
+
 def test_reply_schema_admits_only_programs_the_language_accepts_even_empty_lists():
     for name in UNITS:
         unit = get_unit(name)
