@@ -17,6 +17,18 @@ PROFILES = ("compact", "full")
 COMPACT_PROBABILITIES = (0, 0.1, 0.25, 0.5, 0.75, 0.9, 1)
 
 
+#: An integer range of at most this many values is an ``enum`` in the compact profile:
+#: llama-cpp-python's schema-to-grammar converter ignores ``minimum``/``maximum`` (measured: the
+#: 0.5B model wrote ``"max_exp": 133`` and ``134`` for the domain -133..127, every repair too).
+COMPACT_ENUM_MAX = 300
+
+
+def _range_schema(lo: int, hi: int, compact: bool) -> dict:
+    if compact and hi - lo + 1 <= COMPACT_ENUM_MAX:
+        return {"enum": list(range(lo, hi + 1))}
+    return {"type": "integer", "minimum": lo, "maximum": hi}
+
+
 def _probability_schema(compact: bool) -> dict:
     if compact:
         return {"enum": list(COMPACT_PROBABILITIES)}
@@ -29,7 +41,7 @@ def _int_schema(dom: Domain, refs: list[str] | None = None, compact: bool = Fals
     elif dom.bf16:
         lit = {"type": ["integer", "number", "string"]}
     else:
-        lit = {"type": "integer", "minimum": dom.lo, "maximum": dom.hi}
+        lit = _range_schema(dom.lo, dom.hi, compact)
     if compact:
         return lit
     forms = [lit, {"enum": ["random", "corners"]},
@@ -58,11 +70,11 @@ def _array_schema(f: Field, compact: bool = False) -> dict:
             "signs": {"enum": list(SIGNS)},
             "all_equal": {"type": "boolean"},
             "specials": {"type": "array", "minItems": 1, "maxItems": 4, "items": {
-                "type": "object", "properties": {"lane": {"type": "integer", "minimum": -lanes, "maximum": lanes - 1},
+                "type": "object", "properties": {"lane": _range_schema(-lanes, lanes - 1, compact),
                                                  "value": {"enum": list(BF16_SPECIALS)}},
                 "required": ["lane", "value"], "additionalProperties": False}},
             "ties": {"type": "object", "properties": {"width": {"enum": [8, 4]},
-                                                      "lanes": {"type": "integer", "minimum": 1, "maximum": lanes},
+                                                      "lanes": _range_schema(1, lanes, compact),
                                                       "parity": {"enum": ["odd", "even", "any"]}},
                      "required": ["width"], "additionalProperties": False},
         }
@@ -78,7 +90,7 @@ def _array_schema(f: Field, compact: bool = False) -> dict:
             "per": {"enum": list(PER)},
             "zero": _probability_schema(compact),
             "diag": {"type": "object", "properties": {
-                "axes": {"type": "array", "items": {"type": "integer", "minimum": 0, "maximum": ndim - 1},
+                "axes": {"type": "array", "items": _range_schema(0, ndim - 1, compact),
                          "minItems": 2, "maxItems": 2},
                 "value": _int_schema(dom, compact=compact), "off": _int_schema(dom, compact=compact)},
                 "required": ["axes", "value"], "additionalProperties": False},
@@ -111,7 +123,7 @@ def program_schema(schema: TxnSchema, bin_names: list[str] | None = None, compac
         spec["required"] = [f.name for f in schema.fields if f.shape]
     return {"type": "object", "properties": {
         "targets": {"type": "array", "items": target, "minItems": 1, "maxItems": 4},
-        "count": {"type": "integer", "minimum": 1, "maximum": MAX_COUNT},
+        "count": _range_schema(1, MAX_COUNT, compact),
         "fields": spec},
         "required": ["targets", "fields"], "additionalProperties": False}
 
@@ -166,10 +178,12 @@ def describe_language(schema: TxnSchema) -> str:
             'BF16 block spec (one block per array): {"max_exp": integer spec (floor(log2 of the largest magnitude), '
             f'{BF16_EXP_LO}..{BF16_EXP_HI}; below -126 is subnormal), "max_mant": 0..127, "max_lane": lane of the largest value, '
             '"spread": how many binades below the max the other lanes go (0 = same binade), "zero": p, "subnormal": p '
-            '(share of lanes that are 0 / subnormal), "signs": "pos"|"neg"|"alternate"|"mixed", "all_equal": true, '
+            '(share of lanes, 0..1, that are 0 / subnormal; default 0), "signs": "pos"|"neg"|"alternate"|"mixed", '
+            '"all_equal": true|false (true: every lane the same value; default false), '
             f'"specials": [{{"lane": i, "value": one of {list(BF16_SPECIALS)}}}], '
             '"ties": {"width": 8 or 4, "lanes": n, "parity": "odd"|"even"} (n lanes exactly half-way between two '
-            'MXINT codes of that width, relative to the block max)}.')
+            'MXINT codes of that width, relative to the block max)}. Leave out any key the program '
+            'does not need.')
     lines.append("Fields: " + ", ".join(
         f"{f.name} ({'array ' + 'x'.join(map(str, f.shape)) if f.shape else 'scalar'})" for f in schema.fields) + ".")
     return "\n".join(lines)

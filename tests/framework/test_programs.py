@@ -379,7 +379,7 @@ def instance(node, rng, key="", empty_lists=False):
         least = node.get("minItems", 0 if empty_lists else 1)
         n = int(rng.integers(least, max(least, min(node.get("maxItems", 3), 3)) + 1))
         if key == "axes":
-            hi = node["items"]["maximum"]
+            hi = node["items"]["maximum"] if "maximum" in node["items"] else max(node["items"]["enum"])
             return [int(x) for x in rng.choice(hi + 1, size=2, replace=False)]
         items = [instance(node["items"], rng, "", empty_lists) for _ in range(n)]
         return sorted(items) if key == "range" else items
@@ -460,11 +460,24 @@ def _any_ofs(node, path=""):
     return out
 
 
+def _int_bounds(node) -> list[tuple[int, int]]:
+    """(minimum, maximum) of every bounded integer node of a schema."""
+    out = [(node["minimum"], node["maximum"])] if isinstance(node, dict) and node.get("type") == "integer" \
+        and "minimum" in node else []
+    for v in (node.values() if isinstance(node, dict) else node if isinstance(node, list) else ()):
+        out += _int_bounds(v)
+    return out
+
+
 def test_compact_profile_has_literal_integer_specs_only():
+    from mxdv.sequences.programs.json_schema import COMPACT_ENUM_MAX
+
     for name in UNITS:
         schema = get_unit(name).schema
         compact, full = (reply_schema(schema, 3, None, p) for p in ("compact", "full"))
-        assert len(json.dumps(compact)) < len(json.dumps(full))
+        # a bounded integer is a list of its values (llama-cpp-python's grammar ignores bounds)
+        assert all(hi - lo + 1 > COMPACT_ENUM_MAX for lo, hi in _int_bounds(compact)), "only wide ranges keep bounds"
+        assert any(hi - lo + 1 <= COMPACT_ENUM_MAX for lo, hi in _int_bounds(full))
         # the only alternatives left in the compact profile are set indices (int, "*" or "random")
         assert all(p.endswith(".set.items.properties.at.items") for p in _any_ofs(compact)), _any_ofs(compact)
         assert '"range"' not in json.dumps(compact) and '"choice"' not in json.dumps(compact)
