@@ -246,8 +246,8 @@ def _bf16_block(spec: dict, lanes: int, ch: Chooser) -> list[int]:
     else:
         sgn = rng.integers(0, 2, size=lanes, dtype=np.int64)
     max_code = bf16_code(int(sgn[lane]), e, mant)
-    if spec.get("all_equal"):
-        return [max_code] * lanes
+    if spec.get("all_equal"):  # every lane the max; only specials still land on their lanes
+        return _with_specials(np.full(lanes, max_code, dtype=np.int64), spec, lanes, ch)
     spread = draw_int(spec.get("spread", {"const": 8}), Domain(0, 260), ch)
     if spread == 0:
         exps = np.full(lanes, e, dtype=np.int64)
@@ -293,6 +293,10 @@ def _bf16_block(spec: dict, lanes: int, ch: Chooser) -> list[int]:
             code = _exact_bf16((k + 0.5) * 2.0 ** (se - (w - 2)))
             if code is not None:
                 codes[i] = code | (int(sgn[i]) << 15)
+    return _with_specials(codes, spec, lanes, ch)
+
+
+def _with_specials(codes: np.ndarray, spec: dict, lanes: int, ch: Chooser) -> list[int]:
     for s in spec.get("specials", []):
         i = _pick_index(s["lane"], lanes, ch)
         codes[i] = _SPECIAL_CODES[s["value"]]

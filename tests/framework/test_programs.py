@@ -169,6 +169,10 @@ def test_bf16_max_exp_range_and_all_equal():
     assert exps == set(range(-3, 3))
     for t in sample(Q, {"fields": {"values": {"max_exp": 5, "max_mant": 0, "all_equal": True}}}, n=5):
         assert len({c & 0x7FFF for c in t["values"]}) == 1 and floats(t["values"])[0] in (32.0, -32.0)
+    for t in sample(Q, {"fields": {"values": {"max_exp": 5, "max_mant": 0, "all_equal": True,
+                                              "specials": [{"lane": 3, "value": "inf"}]}}}, n=5):
+        assert t["values"][3] == 0x7F80, "a special still lands on its lane of an all-equal block"
+        assert len({c for i, c in enumerate(t["values"]) if i != 3}) == 1
 
 
 @pytest.mark.parametrize("width", [8, 4])
