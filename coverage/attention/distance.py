@@ -11,13 +11,12 @@ from __future__ import annotations
 
 import numpy as np
 
-from mxdv.refmodel.attention import LOGIT_FRAC_BITS, VALUE_FRAC_BITS, WEIGHT_FRAC_BITS, exp2_lut_index, mx_attention_trace
+from mxdv.coverage.attention.model import _UNDERFLOW, key_gaps, scaled_quotients
+from mxdv.refmodel.attention import exp2_lut_index, mx_attention_trace
 from mxdv.refmodel.mx import MXTensor
 
 _NAN = 0xFF
 _NEG = np.iinfo(np.int64).min
-#: A key's weight is 0 from this gap m - t on (the model's ``_UNDERFLOW``).
-_UNDERFLOW = (WEIGHT_FRAC_BITS + 1) << LOGIT_FRAC_BITS
 
 
 def _operands(txn: dict, p):
@@ -35,7 +34,8 @@ def _params(p) -> dict:
 
 class _TraceCache:
     """The trace of the last transaction asked about: the generator asks every open bin's
-    distance of the same transaction in turn, and the exp2 table alone has 64 bins."""
+    distance of the same transaction in turn (the exp2 table alone has 64 bins), so the bins
+    that read the trace share one computation of it."""
 
     def __init__(self, p):
         self.p, self.txn, self.trace = p, None, None
@@ -48,15 +48,6 @@ class _TraceCache:
         return self.trace
 
 
-def key_gaps(tr, tile: int):
-    """(gap m - t, visible in a non-NaN row) per [row, key], m the running max after the key's tile."""
-    vis = np.asarray(tr.visible) & ~np.asarray(tr.row_nan)[:, None]
-    logits = np.asarray(tr.logits)
-    tile_of = np.arange(logits.shape[1]) // tile
-    m_at = np.asarray(tr.tile_max)[tile_of].T
-    return np.where(vis, m_at - np.where(vis, logits, 0), 0), vis
-
-
 def exp2_entry_distance(trace, p, which: str, entry: int):
     """Approach levels for a read of one 2^-x table entry by a key with non-zero weight
     (each level a half-open interval): 5 no key is visible in a non-NaN row;
@@ -66,7 +57,8 @@ def exp2_entry_distance(trace, p, which: str, entry: int):
     0 hit."""
     def distance(txn: dict) -> float:
         tr = trace(txn)
-        gap, vis = key_gaps(tr, p.tile)
+        gap = key_gaps(tr, p.tile)
+        vis = np.asarray(tr.visible) & ~np.asarray(tr.row_nan)[:, None]
         if not vis.any():
             return 5.0
         weighted = vis & (gap < _UNDERFLOW)
@@ -98,16 +90,7 @@ def div_tie_distance(trace, odd: bool):
         acc = np.where(nan, 0, np.asarray(tr.acc))
         l_sum = np.broadcast_to(np.asarray(tr.l)[:, None], acc.shape)
         best = 4.0
-        for a, b in zip(np.abs(acc).ravel().tolist(), l_sum.ravel().tolist()):
-            if a == 0 or b == 0:
-                continue
-            den = b << VALUE_FRAC_BITS
-            k = 8 - (a.bit_length() - den.bit_length())
-            num, div = (a << k, den) if k >= 0 else (a, den << -k)
-            if num // div >= 512:
-                div <<= 1
-            elif num // div < 256:
-                num <<= 1
+        for num, div in scaled_quotients(acc, l_sum):
             off = abs(num % (4 * div) - goal * div)
             best = min(best, min(off, 4 * div - off) / div)
             if off == 0:
@@ -135,15 +118,14 @@ def masked_nan_distance(p, operand: str, name: str):
     return distance
 
 
-def change_every_distance(p):
+def change_every_distance(trace, p):
     """Tiles short of three, else the fewest tiles (after the first) in which a non-NaN row's
     running max did not rise."""
     def distance(txn: dict) -> float:
         n_tiles = -(-int(txn["n_keys"]) // p.tile)
         if n_tiles < 3:
             return float(1 + 3 - n_tiles) * 8
-        tr = mx_attention_trace(*_operands(txn, p), causal=bool(txn["causal"]),
-                                q_offset=int(txn["q_offset"]), tile=p.tile)
+        tr = trace(txn)
         tm = np.asarray(tr.tile_max)
         changed = (tm[:-1] != _NEG) & (tm[1:] != tm[:-1])          # [tiles-1, rows]
         ok = ~np.asarray(tr.row_nan)
@@ -158,6 +140,6 @@ def distances(p) -> dict:
     trace = _TraceCache(p)
     return {"nan.k_masked": masked_nan_distance(p, "k", "nan.k_masked"),
             "nan.v_masked": masked_nan_distance(p, "v", "nan.v_masked"),
-            "max.change_every": change_every_distance(p),
+            "max.change_every": change_every_distance(trace, p),
             "div.tie_even": div_tie_distance(trace, odd=False), "div.tie_odd": div_tie_distance(trace, odd=True),
             **{f"exp2.{w}_{i}": exp2_entry_distance(trace, p, w, i) for w in ("hi", "lo") for i in range(32)}}

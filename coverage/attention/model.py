@@ -401,8 +401,9 @@ def build_plan(d: int, block: int, kb: int, qrows: int, tile: int, maxlen: int) 
 
 
 # -- sampling ---------------------------------------------------------------------------------
-def _sticky_round_up(acc: np.ndarray, l_sum: np.ndarray) -> bool:
-    """Whether some |O| / (l * 2^14) has guard 1, lsb 0 and a non-zero remainder (exact ints)."""
+def scaled_quotients(acc: np.ndarray, l_sum: np.ndarray):
+    """(num, div) per output with O != 0 and l != 0: |O| / (l * 2^14) as exact Python ints,
+    scaled by a power of two so that 256 <= num / div < 512 (the BF16 significand and the guard bit)."""
     for a, b in zip(np.abs(acc).ravel().tolist(), l_sum.ravel().tolist()):
         if a == 0 or b == 0:
             continue
@@ -413,10 +414,25 @@ def _sticky_round_up(acc: np.ndarray, l_sum: np.ndarray) -> bool:
             div <<= 1
         elif num // div < 256:
             num <<= 1
+        yield num, div
+
+
+def _sticky_round_up(acc: np.ndarray, l_sum: np.ndarray) -> bool:
+    """Whether some |O| / (l * 2^14) has guard 1, lsb 0 and a non-zero remainder (exact ints)."""
+    for num, div in scaled_quotients(acc, l_sum):
         q, rem = divmod(num, div)
         if q & 1 and not q & 2 and rem:
             return True
     return False
+
+
+def key_gaps(tr, tile: int) -> np.ndarray:
+    """The gap m - t per [row, key] (0 where the key is not visible), m the running max after
+    the key's tile."""
+    vis = np.asarray(tr.visible)
+    tile_of = np.arange(vis.shape[1]) // tile
+    m_at = np.asarray(tr.tile_max)[tile_of].T             # running max after each key's tile [rows, keys]
+    return np.where(vis, m_at - np.where(vis, np.asarray(tr.logits), 0), 0)
 
 
 def sample(txn: dict, q, k, v, params: dict) -> set[str]:
@@ -439,8 +455,7 @@ def sample(txn: dict, q, k, v, params: dict) -> set[str]:
     n_vis = vis.sum(axis=1)
     logits = np.asarray(tr.logits)
     tile_of = np.arange(n_keys) // tile
-    m_at = np.asarray(tr.tile_max)[tile_of].T             # running max after each key's tile [rows, keys]
-    gap = np.where(vis, m_at - np.where(vis, logits, 0), 0)
+    gap = key_gaps(tr, tile)
     weighted = vis & (gap < _UNDERFLOW)                   # keys whose weight is non-zero
 
     # running max, tile by tile
