@@ -81,9 +81,16 @@ def _int_array(ch: Chooser, f: Field) -> dict:
         spec["signs"] = _pick(ch, ("pos", "neg", "alternate", "mixed"))
     ndim = len(f.shape)
     if ndim >= 2 and ch.coin(0.12):
-        axes = [ch.index(ndim), ch.index(ndim)]
-        if axes[0] == axes[1]:
-            axes[1] = (axes[0] + 1) % ndim
+        # A diagonal usually lies in the fixed-size (matrix) axes, and a variable-length axis
+        # (a count such as ``kblocks``) is then left to ``fix``: read from the shape, not a plan.
+        sized = [i for i, d in enumerate(f.shape) if isinstance(d, int)]
+        if 2 <= len(sized) < ndim and ch.coin(0.75):
+            first = ch.index(len(sized))
+            axes = [sized[first], sized[(first + 1 + ch.index(len(sized) - 1)) % len(sized)]]
+        else:
+            axes = [ch.index(ndim), ch.index(ndim)]
+            if axes[0] == axes[1]:
+                axes[1] = (axes[0] + 1) % ndim
         diag: dict = {"axes": axes, "value": _value(ch, dom) if ch.coin(0.5) else dom.clamp(1)}
         if ch.coin(0.7):
             diag["off"] = dom.zero()
