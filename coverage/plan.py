@@ -17,6 +17,7 @@ the run context samples those crosses from each checked transaction.
 from __future__ import annotations
 
 from dataclasses import dataclass, field
+from functools import cached_property
 from typing import Callable, Iterable
 
 import numpy as np
@@ -134,16 +135,33 @@ class CoveragePlan:
         """The :func:`env_cross_group` bins a transaction hits: its content bins, crossed with
         the environment conditions it saw."""
         hit, cond = set(content_hits), set(conditions)
-        return {b.name for b in self.bins if b.env_cross is not None and b.env_cross.condition in cond
+        return {b.name for b in self._env_cross_bins if b.env_cross.condition in cond
                 and hit.intersection(b.env_cross.members)}
+
+    @cached_property
+    def _env_cross_bins(self) -> tuple[Bin, ...]:
+        return tuple(b for b in self._bins if b.env_cross is not None)
+
+    @cached_property
+    def _bins(self) -> tuple[Bin, ...]:
+        # the plan is frozen (tuples all the way down), so the flattened views are computed once
+        return tuple(b for g in self.groups for b in g.bins)
+
+    @cached_property
+    def _index(self) -> dict[str, Bin]:
+        return {b.name: b for b in self._bins}
 
     @property
     def bins(self) -> list[Bin]:
-        return [b for g in self.groups for b in g.bins]
+        return list(self._bins)
 
     @property
     def bin_names(self) -> list[str]:
-        return [b.name for b in self.bins]
+        return list(self._index)
+
+    @cached_property
+    def bin_name_set(self) -> frozenset[str]:
+        return frozenset(self._index)
 
     def group_of(self, bin_name: str) -> BinGroup:
         for g in self.groups:
@@ -152,10 +170,7 @@ class CoveragePlan:
         raise KeyError(bin_name)
 
     def get(self, bin_name: str) -> Bin:
-        for b in self.bins:
-            if b.name == bin_name:
-                return b
-        raise KeyError(bin_name)
+        return self._index[bin_name]
 
     def to_markdown(self) -> str:
         lines = [f"# Coverage plan: `{self.unit}`", "",
@@ -270,7 +285,7 @@ def percent(plan: CoveragePlan, hits: dict[str, int]) -> float:
 def check_hits(plan: CoveragePlan, hit_names: Iterable[str]) -> set[str]:
     """Validate that a model only reports bins of its plan (a typo would never close)."""
     hit = set(hit_names)
-    unknown = hit - set(plan.bin_names)
+    unknown = hit - plan.bin_name_set
     if unknown:
         raise KeyError(f"coverage model of {plan.unit} reported unknown bins {sorted(unknown)}")
     return hit
