@@ -11,7 +11,8 @@ from __future__ import annotations
 
 import numpy as np
 
-from mxdv.coverage.attention.model import _UNDERFLOW, key_gaps, scaled_quotients
+from mxdv.coverage.attention.model import UNDERFLOW, key_gaps, scaled_quotients
+from mxdv.coverage.trace_cache import TraceCache
 from mxdv.refmodel.attention import exp2_lut_index, mx_attention_trace
 from mxdv.refmodel.mx import MXTensor
 
@@ -32,20 +33,9 @@ def _params(p) -> dict:
     return {"TILE": p.tile, "MAXLEN": p.maxlen, "QROWS": p.qrows}
 
 
-class _TraceCache:
-    """The trace of the last transaction asked about: the generator asks every open bin's
-    distance of the same transaction in turn (the exp2 table alone has 64 bins), so the bins
-    that read the trace share one computation of it."""
-
-    def __init__(self, p):
-        self.p, self.txn, self.trace = p, None, None
-
-    def __call__(self, txn: dict):
-        if self.txn is not txn:
-            self.trace = mx_attention_trace(*_operands(txn, self.p), causal=bool(txn["causal"]),
-                                            q_offset=int(txn["q_offset"]), tile=self.p.tile)
-            self.txn = txn
-        return self.trace
+def _trace_cache(p) -> TraceCache:
+    return TraceCache(lambda txn: mx_attention_trace(*_operands(txn, p), causal=bool(txn["causal"]),
+                                                     q_offset=int(txn["q_offset"]), tile=p.tile))
 
 
 def exp2_entry_distance(trace, p, which: str, entry: int):
@@ -61,7 +51,7 @@ def exp2_entry_distance(trace, p, which: str, entry: int):
         vis = np.asarray(tr.visible) & ~np.asarray(tr.row_nan)[:, None]
         if not vis.any():
             return 5.0
-        weighted = vis & (gap < _UNDERFLOW)
+        weighted = vis & (gap < UNDERFLOW)
         idx = exp2_lut_index(gap[weighted])[0 if which == "hi" else 1]
         if (idx == entry).any():
             return 0.0
@@ -71,7 +61,7 @@ def exp2_entry_distance(trace, p, which: str, entry: int):
             return 1.0 + float(np.minimum(away, 32 - away).min()) / 16
         spread = gap[vis & (gap > 0)]
         if spread.size:
-            return 2.0 + min(float(np.log2(spread.min() / _UNDERFLOW)), 20.0) / 21
+            return 2.0 + min(float(np.log2(spread.min() / UNDERFLOW)), 20.0) / 21
         top = float(np.abs(np.asarray(tr.scores)[vis]).max())
         return 3.0 + min(abs(np.log2(top + 1) - 16), 16.0) / 17
     return distance
@@ -137,7 +127,7 @@ def change_every_distance(trace, p):
 
 def distances(p) -> dict:
     """Bin name -> distance function, for the bins that declare one."""
-    trace = _TraceCache(p)
+    trace = _trace_cache(p)
     return {"nan.k_masked": masked_nan_distance(p, "k", "nan.k_masked"),
             "nan.v_masked": masked_nan_distance(p, "v", "nan.v_masked"),
             "max.change_every": change_every_distance(trace, p),

@@ -22,7 +22,7 @@ _E8M0_MAX = 0xFE
 _S_MAX, _S_MIN = (1 << 31) - 1, -(1 << 31)
 _V_MAX, _V_MIN = (1 << 27) - 1, -(1 << 27)
 #: m - t at or above this (xi >= 21): the key's weight 2^-(m-t) underflows to exactly 0.
-_UNDERFLOW = (WEIGHT_FRAC_BITS + 1) << LOGIT_FRAC_BITS
+UNDERFLOW = (WEIGHT_FRAC_BITS + 1) << LOGIT_FRAC_BITS
 _NEG = np.iinfo(np.int64).min
 
 
@@ -456,7 +456,7 @@ def sample(txn: dict, q, k, v, params: dict) -> set[str]:
     logits = np.asarray(tr.logits)
     tile_of = np.arange(n_keys) // tile
     gap = key_gaps(tr, tile)
-    weighted = vis & (gap < _UNDERFLOW)                   # keys whose weight is non-zero
+    weighted = vis & (gap < UNDERFLOW)                   # keys whose weight is non-zero
 
     # running max, tile by tile
     tm = np.asarray(tr.tile_max)                          # [tiles, rows]

@@ -11,23 +11,17 @@ from __future__ import annotations
 import numpy as np
 
 from mxdv.coverage.systolic_array.tile import activation_codes, operands, weight_codes
+from mxdv.coverage.trace_cache import TraceCache
 from mxdv.refmodel.gemm import mx_matmul_trace
 
 FAR = 1e6
 
 
-_TRACES: dict[int, tuple] = {}  # id(txn) -> (txn, trace): several bins measure one tile
+_TRACES = TraceCache(lambda txn: mx_matmul_trace(*operands(txn)))  # several bins measure one tile
 
 
 def _trace(txn: dict):
-    hit = _TRACES.get(id(txn))
-    if hit is not None and hit[0] is txn:
-        tr = hit[1]
-    else:
-        tr = mx_matmul_trace(*operands(txn))
-        if len(_TRACES) >= 16:
-            _TRACES.pop(next(iter(_TRACES)))
-        _TRACES[id(txn)] = (txn, tr)  # the txn is kept, so its id is not reused meanwhile
+    tr = _TRACES(txn)
     return tr, ~tr.nan
 
 

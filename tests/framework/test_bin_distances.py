@@ -97,3 +97,18 @@ def test_attention_div_tie_distance_is_zero_on_a_tie_of_its_parity(parity):
         near = dict(tie, v_codes=[[c + 1 if c < 7 else c - 1 for c in row] for row in tie["v_codes"]])
         if own.name not in unit.sample(near):
             assert 0 < own.distance(near) < 4
+
+
+def test_trace_cache_computes_once_per_transaction_object():
+    from mxdv.coverage.trace_cache import TraceCache
+    calls = []
+    cache = TraceCache(lambda txn: calls.append(txn["x"]) or txn["x"] * 2, size=2)
+    a, b, c = {"x": 1}, {"x": 2}, {"x": 3}
+    assert [cache(a), cache(a), cache(b), cache(a)] == [2, 2, 4, 2]
+    assert calls == [1, 2]
+    assert cache({"x": 1}) == 2 and calls == [1, 2, 1]   # equal content, another object: computed again
+    cache(c)                                               # evicts the oldest entries beyond size 2
+    cache(a)
+    assert calls == [1, 2, 1, 3, 1]
+    with pytest.raises(ValueError, match="size"):
+        TraceCache(lambda t: t, size=0)
