@@ -452,25 +452,32 @@ def test_reply_schema_is_well_formed_and_admits_only_valid_programs(unit_name, p
                 assert unit.schema.normalize(t) == t
 
 
-def _any_ofs(node, path=""):
-    """Paths of the anyOf nodes of a schema."""
-    out = [path] if isinstance(node, dict) and "anyOf" in node else []
+def _walk(node, path=""):
+    """(path, node) for every object node of a schema; a key adds ``.key`` to the path, a list
+    element keeps its list's path."""
     if isinstance(node, dict):
+        yield path, node
         for k, v in node.items():
-            out += _any_ofs(v, f"{path}.{k}")
+            yield from _walk(v, f"{path}.{k}")
     elif isinstance(node, list):
         for v in node:
-            out += _any_ofs(v, path)
-    return out
+            yield from _walk(v, path)
+
+
+def _any_ofs(node) -> list[str]:
+    """Paths of the anyOf nodes of a schema."""
+    return [p for p, n in _walk(node) if "anyOf" in n]
 
 
 def _int_bounds(node) -> list[tuple[int, int]]:
     """(minimum, maximum) of every bounded integer node of a schema."""
-    out = [(node["minimum"], node["maximum"])] if isinstance(node, dict) and node.get("type") == "integer" \
-        and "minimum" in node else []
-    for v in (node.values() if isinstance(node, dict) else node if isinstance(node, list) else ()):
-        out += _int_bounds(v)
-    return out
+    return [(n["minimum"], n["maximum"]) for _, n in _walk(node) if n.get("type") == "integer" and "minimum" in n]
+
+
+def _number_nodes(node) -> list[str]:
+    """Paths of the nodes typed as a JSON number (a grammar may not enforce their bounds)."""
+    return [p for p, n in _walk(node)
+            if "number" in (n.get("type") if isinstance(n.get("type"), list) else [n.get("type")])]
 
 
 def test_compact_profile_has_literal_integer_specs_only():
@@ -496,19 +503,6 @@ def test_compact_profile_has_literal_integer_specs_only():
                         reply_schema(Q, 1))
     assert not conforms({"programs": []}, reply_schema(Q, 1)), "at least one program"
     assert program_schema(Q)["properties"]["targets"]["items"] == {"type": "string"}
-
-
-def _number_nodes(node, path=""):
-    """Paths of the nodes typed as a JSON number (a grammar may not enforce their bounds)."""
-    out = [path] if isinstance(node, dict) and "number" in (node.get("type") if isinstance(node.get("type"), list)
-                                                            else [node.get("type")]) else []
-    if isinstance(node, dict):
-        for k, v in node.items():
-            out += _number_nodes(v, f"{path}.{k}")
-    elif isinstance(node, list):
-        for v in node:
-            out += _number_nodes(v, path)
-    return out
 
 
 def test_compact_profile_lists_its_probabilities():
