@@ -456,7 +456,7 @@ def sample(txn: dict, q, k, v, params: dict) -> set[str]:
     logits = np.asarray(tr.logits)
     tile_of = np.arange(n_keys) // tile
     gap = key_gaps(tr, tile)
-    weighted = vis & (gap < UNDERFLOW)                   # keys whose weight is non-zero
+    weighted = vis & (gap < UNDERFLOW)                    # keys whose weight is non-zero
 
     # running max, tile by tile
     tm = np.asarray(tr.tile_max)                          # [tiles, rows]
