@@ -10,13 +10,33 @@ the exported YAML files and :func:`merge_files` (cocotb-coverage's ``merge_cover
 """
 from __future__ import annotations
 
+from dataclasses import dataclass
 from pathlib import Path
 from typing import Iterable
+
+import numpy as np
 
 import yaml
 from cocotb_coverage.coverage import CoverPoint, coverage_db, merge_coverage
 
 from mxdv.coverage.plan import CoveragePlan, check_hits, percent, uncovered
+
+
+@dataclass
+class BatchSample:
+    """What a batch of ``n`` samples did to the database: ``new_at[i]``, the bins sample
+    ``i`` hit for the first time (plan order; samples that hit none are left out);
+    ``goal_rows``, ``(i, bin)`` for every bin that reached its goal (``Bin.at_least``) at
+    sample ``i``, in sample order, so coverage after each sample of the batch is known exactly."""
+
+    n: int
+    new_at: dict[int, list[str]]
+    goal_rows: list[tuple[int, str]]
+
+    @property
+    def new_bins(self) -> list[list[str]]:
+        """Per sample, the bins it hit first (empty lists included)."""
+        return [self.new_at.get(i, []) for i in range(self.n)]
 
 
 class CoverageCollector:
@@ -49,31 +69,60 @@ class CoverageCollector:
         return [b.name for b in self.plan.bins if b.name in hit and before[b.name] + 1 == b.at_least]
 
     def sample_batch(self, hit_sets: list[Iterable[str]]) -> list[list[str]]:
-        """Record many samples at once; returns, per sample, the bins it hit first.
+        """Record many samples at once; returns, per sample, the bins it hit first."""
+        return self.sample_rows(hit_sets).new_bins
 
-        Each distinct set of bins is sampled through cocotb-coverage once and the hit counts
-        of its other occurrences are added to the cover points' counters (``_hits``, what
-        cocotb-coverage exports): the same database as one sample each, at a fraction of the
-        cost (bulk mode samples thousands of transactions per batch)."""
-        checked = [frozenset(check_hits(self.plan, names)) for names in hit_sets]
+    def sample_rows(self, hit_sets: list[Iterable[str]]) -> "BatchSample":
+        """Record many samples (one set of bin names each) at once: see :class:`BatchSample`.
+
+        The union of the batch's bins is sampled through cocotb-coverage once and the other
+        hits are added to the cover points' counters (``_hits``, what cocotb-coverage exports;
+        its cover points are independent, each bin's count is all it keeps): the same database
+        as one sample each, at a fraction of the cost (bulk mode samples thousands of
+        transactions per batch)."""
+        names = self.plan.bin_names
+        col = {n: j for j, n in enumerate(names)}
+        matrix = np.zeros((len(hit_sets), len(names)), dtype=bool)
+        for i, hs in enumerate(hit_sets):
+            for n in check_hits(self.plan, hs):
+                matrix[i, col[n]] = True
+        return self.sample_matrix(tuple(names), matrix)
+
+    def sample_matrix(self, names: tuple[str, ...], matrix: np.ndarray) -> "BatchSample":
+        """Record ``matrix.shape[0]`` samples given as a boolean matrix: sample ``i`` hit bin
+        ``names[j]`` where ``matrix[i, j]`` (the columnar path's coverage, no set per sample)."""
+        matrix = np.asarray(matrix, dtype=bool)
+        if matrix.ndim != 2 or matrix.shape[1] != len(names):
+            raise ValueError(f"sample_matrix: matrix of shape {matrix.shape} for {len(names)} bin names")
+        check_hits(self.plan, names)
+        n = matrix.shape[0]
         before = self.hits()
-        seen = {n for n, v in before.items() if v > 0}
-        news: list[list[str]] = []
-        counts: dict[frozenset, int] = {}
-        for hit in checked:
-            new = [n for n in self.plan.bin_names if n in hit and n not in seen]
-            seen.update(new)
-            news.append(new)
-            if hit:
-                counts[hit] = counts.get(hit, 0) + 1
-        for hit, n in counts.items():
-            self._sample(hit)
-            if n > 1:
-                for point in self._points:
-                    for b in point._hits:
-                        if b in hit:
-                            point._hits[b] += n - 1
-        return news
+        out = BatchSample(n, {}, [])
+        if not n:
+            return out
+        present = np.flatnonzero(matrix.any(axis=0))
+        goal = {b.name: b.at_least for b in self.plan.bins}
+        for j in present.tolist():
+            name, column = names[j], matrix[:, j]
+            had = before.get(name, 0)
+            if had == 0:
+                out.new_at.setdefault(int(np.argmax(column)), []).append(name)
+            if had < goal[name]:
+                reach = np.flatnonzero(np.cumsum(column) + had >= goal[name])
+                if reach.size:
+                    out.goal_rows.append((int(reach[0]), name))
+        order = {nm: k for k, nm in enumerate(self.plan.bin_names)}
+        for row in out.new_at.values():
+            row.sort(key=order.__getitem__)
+        out.goal_rows.sort(key=lambda rn: (rn[0], order[rn[1]]))
+        counts = matrix[:, present].sum(axis=0).tolist()
+        hit = {names[j]: c for j, c in zip(present.tolist(), counts)}
+        self._sample(frozenset(hit))  # every bin the batch hit, once; then the other hits
+        for point in self._points:
+            for b in point._hits:
+                if hit.get(b, 0) > 1:
+                    point._hits[b] += hit[b] - 1
+        return out
 
     def hits(self) -> dict[str, int]:
         out: dict[str, int] = {}

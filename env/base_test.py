@@ -133,6 +133,7 @@ class StrategyTest(uvm_test):
             "streams": self.env.stream_stats(),
             "stimulus_mismatches": self.env.predictor.stimulus_mismatches,
             "busy_cycles": ctx.busy_cycles, "work": ctx.work, "work_label": self.unit.work_label,
+            "columnar_batches": getattr(ctx, "columnar_batches", None),
             "golden_error": (None if stats.golden.as_dict() is None else
                              {"label": self.unit.golden_error_label, **stats.golden.as_dict()}),
             "error": None if error is None else f"{type(error).__name__}: {error}",

@@ -18,9 +18,14 @@ from collections import deque
 from dataclasses import dataclass
 from typing import Callable
 
+import numpy as np
 from pyuvm import uvm_subscriber
 
+from mxdv.env.bulk import payload as P
+from mxdv.env.bulk.batches import ExpectedBatch, ObservationBatch
+from mxdv.env.bulk.layout import Layout
 from mxdv.env.scoreboard import BitExactScoreboard
+from mxdv.schema import TxnError
 from mxdv.unit import Beat, Unit
 
 
@@ -53,6 +58,8 @@ class Predictor(uvm_subscriber):
         #: :meth:`resolve` (one ``Unit.predict_batch`` call), before their outputs are published.
         self.defer = False
         self._deferred: list = []
+        #: Bulk mode's columnar path: (ids, Columns) of the batch submitted at once.
+        self._submitted_batch = None
         return self
 
     def resolve(self) -> None:
@@ -68,14 +75,25 @@ class Predictor(uvm_subscriber):
         """A transaction handed to the drivers (ids increase in driving order)."""
         self._submitted.append((txn_id, txn))
 
+    def submit_columns(self, ids: np.ndarray, cols) -> None:
+        """Bulk mode's columnar path: a whole batch (``mxdv.columns.Columns``) handed to the
+        harness at once; its inputs arrive as one :class:`ObservationBatch`."""
+        if self._submitted or self._submitted_batch is not None:
+            raise RuntimeError("predictor: a columnar batch submitted with transactions still unobserved")
+        self._submitted_batch = (np.asarray(ids, dtype=np.int64), cols)
+
     @property
     def in_flight(self) -> int:
         """Submitted transactions not yet completed: not fully observed, or observed and
         waiting for their output beats."""
-        return len(self._submitted) + self.scoreboard.in_flight
+        batch = len(self._submitted_batch[0]) if self._submitted_batch is not None else 0
+        return len(self._submitted) + batch + self.scoreboard.in_flight
 
     # -- monitor side -------------------------------------------------------------------
     def write(self, obs: Observation) -> None:
+        if isinstance(obs, ObservationBatch):
+            self._complete_batch(obs)
+            return
         if obs.kind == "reset":
             self._reset(obs.cycle)
             return
@@ -107,11 +125,67 @@ class Predictor(uvm_subscriber):
             if self.defer:
                 self._deferred.append(exp)
 
+    def _complete_batch(self, obs: ObservationBatch) -> None:
+        """The columnar path: decode, check against what was submitted and predict a whole
+        batch with one ``Unit.decode_columns`` and one ``Unit.predict_columns`` call. Beats
+        that do not decode are replayed through the per-beat path (its reports)."""
+        if self._submitted_batch is None:
+            raise RuntimeError("predictor: an observation batch arrived with no columnar batch submitted")
+        ids, meant = self._submitted_batch
+        self._submitted_batch = None
+        layout = Layout.of(self.unit)
+        n = obs.n
+        cycles = obs.completed_at()
+        try:
+            if n != len(ids):
+                raise ValueError(f"{n} transactions observed, {len(ids)} submitted")
+            frames = {}
+            for pl in layout.inputs:
+                b = obs.per_txn[pl.port.prefix]
+                frames[pl.port.prefix] = {f: w.reshape(n, b, w.shape[1])
+                                          for f, w in P.unpack(pl, obs.payloads[pl.port.prefix]).items()}
+            seen = self.unit.decode_columns(frames, n)
+        except (ValueError, KeyError, IndexError, TxnError):
+            self._replay_beats(obs, ids, meant)
+            return
+        bad_fields = {f.name: (seen[f.name] != meant[f.name]).reshape(n, -1).any(axis=1) for f in meant.schema.fields}
+        failed = np.zeros(n, dtype=bool)
+        for mask in bad_fields.values():
+            failed |= mask
+        for i in np.flatnonzero(failed).tolist():
+            names = [f for f, mask in bad_fields.items() if mask[i]]
+            self.stimulus_mismatches += 1
+            self.scoreboard.stimulus_mismatch(
+                int(ids[i]), meant.rows([i])[0], "input beats differ from the submitted transaction (encode or "
+                "driver bug) in field(s) " + ", ".join(names), int(cycles[i]))
+        predicted = self.unit.predict_columns(seen)
+        per_txn = int(next(iter(predicted.values())).shape[1])
+        flat = {f: a.reshape(n * per_txn, *a.shape[2:]) for f, a in predicted.items()}
+        expected = P.pack(layout.output, flat, n * per_txn)
+        self.scoreboard.expect_batch(ExpectedBatch(ids, seen, meant, expected, per_txn, failed, cycles))
+
+    def _replay_beats(self, obs: ObservationBatch, ids: np.ndarray, meant) -> None:
+        """A batch the columnar path cannot take, through the per-beat path instead."""
+        for tid, txn in zip(ids.tolist(), meant.rows()):
+            self.submit(tid, txn)
+        layout = Layout.of(self.unit)
+        events = []
+        for pl in layout.inputs:
+            p = pl.port.prefix
+            for cycle, beat in zip(obs.cycles[p].tolist(), P.beat_dicts(pl, obs.payloads[p])):
+                events.append((cycle, pl.index, p, beat))
+        events.sort(key=lambda e: (e[0], e[1]))
+        for cycle, _, p, beat in events:
+            self.write(Observation(p, "beat", beat, cycle))
+
     def _reset(self, cycle: int) -> None:
         if self._last_reset_cycle == cycle:  # another input monitor saw the same edge
             return
         self._last_reset_cycle = cycle
         dropped = [tid for tid, _ in self._submitted]
+        if self._submitted_batch is not None:
+            dropped += self._submitted_batch[0].tolist()
+            self._submitted_batch = None
         self._submitted.clear()
         self._deferred.clear()
         for p in self.ports:

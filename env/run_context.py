@@ -180,7 +180,7 @@ class RunContext:
         """After a reset: everything that was in flight is dropped, never checked."""
         if in_flight:
             self._sample_env({"protocol.reset_in_traffic"})
-        self._after_reset.update(range(self.submitted, self.submitted + AFTER_RESET_TXNS))  # the next ones driven
+        self._mark_after_reset()
         for tid in in_flight:
             self._stalled.discard(tid)
             self.results[tid].status = "dropped"
@@ -190,6 +190,10 @@ class RunContext:
             self._curve_point()
         if not self._waiting:
             self._batch_done.set()
+
+    def _mark_after_reset(self) -> None:
+        """The next :data:`AFTER_RESET_TXNS` transactions driven are "after_reset"."""
+        self._after_reset.update(range(self.submitted, self.submitted + AFTER_RESET_TXNS))
 
     def environment_of(self, tid: int) -> set[str]:
         """The environment conditions (``coverage.plan.ENV_CONDITIONS``) transaction ``tid`` saw."""
@@ -243,10 +247,12 @@ class RunContext:
         calls = stats.get("replies")
         return tokens, (int(calls) if isinstance(calls, (int, float)) else None)
 
-    def _curve_point(self) -> None:
+    def _curve_point(self, pct: float | None = None) -> None:
         """Record coverage after a completed transaction (or an environment bin): a point is
-        kept when coverage changed; the latest point is kept apart and added at the end."""
-        pct = round(self.collector.percent(), 3)
+        kept when coverage changed; the latest point is kept apart and added at the end.
+        ``pct``: the coverage at that transaction, where the database already holds more
+        (a batch sampled at once); the collector's figure otherwise."""
+        pct = round(self.collector.percent() if pct is None else pct, 3)
         tokens, calls = self._llm_so_far()
         point = [self.completed, pct, round(time.monotonic() - self._t0, 3), tokens, calls]
         if not self._curve or self._curve[-1][1] != pct:

@@ -9,6 +9,9 @@ import numpy as np
 
 from pyuvm import uvm_subscriber
 
+from mxdv.env.bulk import payload as P
+from mxdv.env.bulk.batches import OutputBatch
+from mxdv.env.bulk.layout import Layout
 from mxdv.unit import Beat, Unit, format_beat
 
 
@@ -93,7 +96,18 @@ class BitExactScoreboard(uvm_subscriber):
         self.pending: deque[Expectation] = deque()
         self.stats = ScoreboardStats()
         self.on_done: Callable[[int, bool, dict], None] | None = None
+        #: The columnar path: ``on_done_batch(ids, ok, observed Columns, stalled)`` once per
+        #: batch (without it, ``on_done`` is called per transaction).
+        self.on_done_batch: Callable | None = None
+        #: The columnar path's expectation (an ``ExpectedBatch``) waiting for its output batch.
+        self.pending_batch = None
         return self
+
+    def expect_batch(self, exp) -> None:
+        """Register a whole batch's predicted output (bulk mode's columnar path)."""
+        if self.pending_batch is not None:
+            raise RuntimeError("scoreboard: an expectation batch registered while another is pending")
+        self.pending_batch = exp
 
     def expect(self, txn_id: int, txn: dict, beats: list[Beat], failed: bool = False,
                meant: dict | None = None, cycle: int | None = None) -> Expectation:
@@ -118,13 +132,16 @@ class BitExactScoreboard(uvm_subscriber):
 
     def flush(self) -> list[int]:
         dropped = [e.txn_id for e in self.pending]
+        if self.pending_batch is not None:
+            dropped += self.pending_batch.ids.tolist()
+            self.pending_batch = None
         self.stats.dropped += len(dropped)
         self.pending.clear()
         return dropped
 
     @property
     def in_flight(self) -> int:
-        return len(self.pending)
+        return len(self.pending) + (len(self.pending_batch.ids) if self.pending_batch is not None else 0)
 
     @property
     def oldest_pending(self) -> int | None:
@@ -132,6 +149,9 @@ class BitExactScoreboard(uvm_subscriber):
         return self.pending[0].txn_id if self.pending else None
 
     def write(self, beat: Beat) -> None:
+        if isinstance(beat, OutputBatch):
+            self._check_batch(beat)
+            return
         if not self.pending:
             self._mismatch(Mismatch(-1, {}, 0, None, beat), "output beat with nothing in flight (stale or spurious)")
             return
@@ -152,6 +172,51 @@ class BitExactScoreboard(uvm_subscriber):
                     self.stats.golden.add(*measured)
             if self.on_done is not None:
                 self.on_done(exp.txn_id, not exp.failed, exp.txn)
+
+    def _check_batch(self, out: OutputBatch) -> None:
+        """The columnar path: every output beat of a batch against its expectation at once.
+        A batch whose beat count differs from the prediction (or that arrives with per-beat
+        expectations pending) is checked beat by beat instead, with the per-beat reports."""
+        exp, self.pending_batch = self.pending_batch, None
+        port = Layout.of(self.unit).output
+        if exp is None or self.pending or out.payload.shape[0] != exp.payload.shape[0]:
+            if exp is not None:
+                self._materialize(exp)
+            for beat in P.beat_dicts(port, out.payload):
+                self.write(beat)
+            return
+        n, per = len(exp.ids), exp.per_txn
+        beat_ok = (out.payload == exp.payload).all(axis=1)
+        failed = exp.failed | ~beat_ok.reshape(n, per).all(axis=1)
+        bad = np.flatnonzero(~beat_ok)
+        if bad.size:
+            want, got = P.beat_dicts(port, exp.payload[bad]), P.beat_dicts(port, out.payload[bad])
+            for k, w, g in zip(bad.tolist(), want, got):
+                i, j = divmod(k, per)
+                self._mismatch(Mismatch(int(exp.ids[i]), exp.meant.rows([i])[0], j, w, g),
+                               "output differs from the reference model")
+        self.stats.checked += n
+        self.stats.passed += int(n - failed.sum())
+        if type(self.unit).golden_error is not Unit.golden_error:
+            rows = exp.seen.rows(np.flatnonzero(~failed))
+            for i, txn in zip(np.flatnonzero(~failed).tolist(), rows):
+                measured = self.unit.golden_error(txn, P.beat_dicts(port, out.payload[i * per:(i + 1) * per]))
+                if measured is not None:
+                    self.stats.golden.add(*measured)
+        stalled = (out.stalls.reshape(n, per) > 0).any(axis=1)
+        if self.on_done_batch is not None:
+            self.on_done_batch(exp.ids, ~failed, exp.seen, stalled)
+        elif self.on_done is not None:
+            for tid, ok, txn in zip(exp.ids.tolist(), (~failed).tolist(), exp.seen.rows()):
+                self.on_done(tid, ok, txn)
+
+    def _materialize(self, exp) -> None:
+        """An expectation batch as per-transaction expectations (for the per-beat check)."""
+        beats = P.beat_dicts(Layout.of(self.unit).output, exp.payload)
+        per = exp.per_txn
+        for i, (seen, meant) in enumerate(zip(exp.seen.rows(), exp.meant.rows())):
+            self.pending.append(Expectation(int(exp.ids[i]), seen, beats[i * per:(i + 1) * per],
+                                            failed=bool(exp.failed[i]), meant=meant, cycle=int(exp.cycles[i])))
 
     def _mismatch(self, m: Mismatch, what: str) -> None:
         port = self.unit.output_port

@@ -148,8 +148,10 @@ def bench_sim(repeats: int = 1, profile: bool = False, out=sys.stdout, units=SIM
 
     import numpy as np
 
+    from mxdv.columns import Columns, is_columnar
     from mxdv.env.bulk import layout as L
     from mxdv.env.bulk.driver import pack_beats
+    from mxdv.sequences.replay import save_columns
     from mxdv.env.bulk.native_gen import build_native
     from mxdv.env.run_config import RunConfig
     from mxdv.runs import run_one
@@ -164,8 +166,11 @@ def bench_sim(repeats: int = 1, profile: bool = False, out=sys.stdout, units=SIM
         n_bulk, n_cycle = (max(1, int(n * scale)) for n in SIM_TXNS.get(name, (2000, 50)))
         rng = np.random.default_rng([1, 0xBE7C])
         txns = [unit.schema.random(rng) for _ in range(n_bulk)]
-        traffic = work / f"{name}.jsonl"
-        traffic.write_text("".join(json.dumps({"txn": t}) + "\n" for t in txns))
+        if is_columnar(unit.schema):  # a columnar file: the columnar path replays it as arrays
+            traffic = save_columns(work / f"{name}.npz", Columns.from_rows(unit.schema, txns))
+        else:
+            traffic = work / f"{name}.jsonl"
+            traffic.write_text("".join(json.dumps({"txn": t}) + "\n" for t in txns))
         row: dict = {}
         for mode, n in (("bulk", n_bulk), ("cycle", n_cycle)):
             cfg = RunConfig(unit=name, strategy="replay", strategy_options={"file": str(traffic)}, seed=1, budget=n,

@@ -141,6 +141,47 @@ class Unit(ABC):
         segment). A unit may override it with a vectorised model; the default loops."""
         return [self.predict(t) for t in txns]
 
+    # -- the columnar path (bulk mode; optional) ---------------------------------------------
+    # A unit whose schema has fixed shapes (``mxdv.columns.is_columnar``) and that declares the
+    # four methods below runs bulk batches without a dict per transaction: a batch is a
+    # ``mxdv.columns.Columns`` from the strategy to the coverage database. Every other unit
+    # (and any batch with a reset in its schedule) runs the per-transaction bulk path.
+    # Port field values are integers ``[n, beats]`` (fields up to 63 bits) or little-endian
+    # 32-bit words ``[n, beats, words]``; ``beats``, the beats per transaction, is fixed.
+
+    def encode_columns(self, cols) -> dict[str, dict[str, Any]]:
+        """:meth:`encode` of a batch: {input port prefix: {field: values}}."""
+        raise NotImplementedError
+
+    def decode_columns(self, frames: dict[str, dict[str, Any]], n: int):
+        """:meth:`decode` of a batch: ``frames[prefix][field]`` is ``[n, beats, words]``
+        uint32; returns ``Columns``. Raise ValueError for beats no transaction encodes to
+        (the batch is then decoded beat by beat, with the per-transaction reports)."""
+        raise NotImplementedError
+
+    def predict_columns(self, cols) -> dict[str, Any]:
+        """:meth:`predict` of a batch: {output field: values}, bit for bit."""
+        raise NotImplementedError
+
+    def sample_columns(self, cols) -> tuple[tuple[str, ...], Any]:
+        """:meth:`sample` of a batch: (bin names, bool matrix [n, len(names)])."""
+        raise NotImplementedError
+
+    def work_columns(self, cols) -> float:
+        """:meth:`work` summed over a batch (the default: :meth:`work` of each transaction,
+        or ``n`` where the unit keeps the default of one per transaction)."""
+        if type(self).work is Unit.work:
+            return float(len(cols))
+        return float(sum(self.work(t) for t in cols.rows()))
+
+    @property
+    def columnar(self) -> bool:
+        """Whether bulk mode can run this unit's batches on the columnar path."""
+        from mxdv.columns import is_columnar
+
+        hooks = ("encode_columns", "decode_columns", "predict_columns", "sample_columns")
+        return is_columnar(self.schema) and all(getattr(type(self), h) is not getattr(Unit, h) for h in hooks)
+
     # -- coverage ---------------------------------------------------------------------------
     @property
     @abstractmethod

@@ -15,6 +15,18 @@ class RandomStrategy(BatchStrategy):
     summary = "uniform random transactions (uniform bit patterns); the baseline"
 
     def propose(self, ctx, n):
+        return [ctx.unit.schema.random(ctx.rng, **self._pin(ctx)) for _ in range(n)]
+
+    def propose_columns(self, ctx, n):
+        """The same distribution drawn a field at a time (bulk mode's columnar path; the draws
+        differ from :meth:`propose`'s for the same seed)."""
+        from mxdv.columns import is_columnar, random_columns
+
+        if not is_columnar(ctx.unit.schema):
+            return None
+        return random_columns(ctx.unit.schema, ctx.rng, n, **self._pin(ctx))
+
+    def _pin(self, ctx) -> dict:
         pin = self.options.get("pin") or {}
         if not isinstance(pin, dict):
             raise ValueError(f"random strategy: option pin must be a JSON object {{field: value}}, got {pin!r}")
@@ -23,4 +35,4 @@ class RandomStrategy(BatchStrategy):
         if unknown:
             raise ValueError(f"random strategy: option pin names unknown field(s) {unknown}; "
                              f"{ctx.unit.name} has {names}")
-        return [ctx.unit.schema.random(ctx.rng, **pin) for _ in range(n)]
+        return pin

@@ -23,6 +23,8 @@ from importlib.metadata import entry_points
 from pathlib import Path
 from typing import TYPE_CHECKING
 
+from mxdv import columns
+
 if TYPE_CHECKING:  # pragma: no cover
     from mxdv.env.run_context import RunContext
 
@@ -60,11 +62,21 @@ class BatchStrategy(Strategy):
     def propose(self, ctx: "RunContext", n: int) -> list[dict]:
         ...
 
+    #: A strategy that can draw a whole batch as arrays overrides :meth:`propose_columns`;
+    #: bulk mode's columnar path (``ctx.columnar``) then asks for columns, not dicts.
+    def propose_columns(self, ctx: "RunContext", n: int):
+        """``n`` transactions as a ``mxdv.columns.Columns`` batch (None: not supported)."""
+        return None
+
     async def run(self, ctx: "RunContext") -> None:
         size = int(self.options.get("batch_size", ctx.cfg.batch_size or self.batch_size))
         while not ctx.done:
             n = min(size, ctx.budget_left)
-            await ctx.execute([ctx.unit.schema.normalize(t) for t in self.propose(ctx, n)])
+            cols = self.propose_columns(ctx, n) if getattr(ctx, "columnar", False) else None
+            if cols is not None:
+                await ctx.execute(columns.check(cols))
+            else:
+                await ctx.execute([ctx.unit.schema.normalize(t) for t in self.propose(ctx, n)])
 
 
 def register_strategy(name: str):

@@ -1,22 +1,65 @@
 """``replay``: drive transactions saved in a JSON-lines file (a ``mismatches.jsonl`` of an
-earlier run, or hand-written ``{"txn": {...}}`` lines). Option ``file`` (``--option file=...``)."""
+earlier run, or hand-written ``{"txn": {...}}`` lines). Option ``file`` (``--option file=...``).
+
+A file ending in ``.npz`` holds a columnar batch instead (``mxdv.columns``: one array per
+schema field, transactions along the first axis, as :func:`save_columns` writes it); bulk
+mode's columnar path replays it without a dict per transaction."""
 from __future__ import annotations
 
 import json
 from pathlib import Path
 
+import numpy as np
+
+from mxdv.columns import Columns, check
 from mxdv.sequences.registry import BatchStrategy, register_strategy
+
+
+def save_columns(path: Path, cols: Columns) -> Path:
+    """Write a columnar batch as an ``.npz`` replay file."""
+    np.savez(path, **cols.arrays)
+    return Path(path)
+
+
+def load_columns(path: Path, schema) -> Columns:
+    """An ``.npz`` replay file as a checked columnar batch; errors name the file."""
+    try:
+        with np.load(path) as data:
+            arrays = {k: data[k] for k in data.files}
+        return check(Columns(schema, arrays))
+    except (OSError, ValueError) as exc:
+        raise ValueError(f"replay file {path}: {exc}") from exc
 
 
 @register_strategy("replay")
 class ReplayStrategy(BatchStrategy):
     summary = "replay transactions from a JSON-lines file (option file=PATH)"
 
+    def _file(self) -> str:
+        path = self.options.get("file")
+        if not path:
+            raise ValueError("strategy replay needs --option file=PATH")
+        return str(path)
+
+    def _next_columns(self, ctx, n) -> Columns:
+        if not hasattr(self, "_cols"):
+            self._cols, self._at = load_columns(Path(self._file()), ctx.unit.schema), 0
+        part = self._cols.take(slice(self._at, self._at + n))
+        self._at += len(part)
+        if not len(part):
+            ctx.cfg.budget = ctx.submitted  # nothing left: end the run
+        return part
+
+    def propose_columns(self, ctx, n):
+        if not self._file().endswith(".npz"):
+            return None
+        return self._next_columns(ctx, n)
+
     def propose(self, ctx, n):
+        if self._file().endswith(".npz"):
+            return self._next_columns(ctx, n).rows()
         if not hasattr(self, "_queue"):
-            path = self.options.get("file")
-            if not path:
-                raise ValueError("strategy replay needs --option file=PATH")
+            path = self._file()
             lines = [json.loads(x) for x in Path(path).read_text().splitlines() if x.strip()]
             self._queue = [x["txn"] if "txn" in x else x for x in lines if x.get("txn", x)]
         batch, self._queue = self._queue[:n], self._queue[n:]

@@ -362,15 +362,26 @@ def _add_width_crosses(hits: set[str], w: int) -> None:
 
 
 def sample_batch(txns: list[dict]) -> list[set[str]]:
-    """:func:`sample` of many blocks at once: the same bins, computed over a [blocks, lanes]
-    array (bulk mode samples thousands of transactions per batch)."""
+    """:func:`sample` of many blocks at once (the sets of :func:`sample_matrix`)."""
     if not txns:
         return []
     codes = np.asarray([t["values"] for t in txns], dtype=np.uint16)
     w = np.asarray([int(t["elem_width"]) for t in txns])
+    names, m = sample_matrix(codes, w)
+    out: list[set[str]] = [set() for _ in range(len(txns))]
+    for i, j in zip(*np.nonzero(m)):
+        out[int(i)].add(names[int(j)])
+    return out
+
+
+def sample_matrix(codes: np.ndarray, w: np.ndarray) -> tuple[tuple[str, ...], np.ndarray]:
+    """:func:`sample` of many blocks as a boolean matrix: ``codes`` [blocks, lanes] BF16
+    codes, ``w`` [blocks] element widths; returns (bin names, [blocks, bins] hits), computed
+    over the whole array (bulk mode samples thousands of transactions per batch)."""
+    codes = np.asarray(codes, dtype=np.uint16)
+    w = np.asarray(w, dtype=np.int64)
     n, lanes = codes.shape
     x = values_of(codes)
-    hits: list[set[str]] = [set() for _ in range(n)]
     nan = np.isnan(x).any(axis=1)
     pinf, ninf = (x == np.inf).any(axis=1), (x == -np.inf).any(axis=1)
     mag = np.abs(x)
@@ -390,54 +401,30 @@ def sample_batch(txns: list[dict]) -> list[set[str]]:
     ties = frac == 0.5
     away = ties & (np.abs(rounded) > np.abs(scaled))
     tie_up, tie_down = away.any(axis=1), (ties & ~away).any(axis=1)
-    flush = ((x != 0) & (rounded == 0)).any(axis=1)
-    flush_neg = ((x < 0) & (rounded == 0)).any(axis=1)
-    sub_mixed = ((mag > 0) & (mag < 2.0 ** -126)).any(axis=1) & (amax >= 2.0 ** -126)
-    all_equal = (codes == codes[:, :1]).all(axis=1)
     pos, neg = (x > 0).any(axis=1), (x < 0).any(axis=1)
     at_max = mag == amax[:, None]
     one_max = at_max.sum(axis=1) == 1
-    first, last = one_max & at_max[:, 0], one_max & at_max[:, lanes - 1]
-    for i in range(n):
-        h = hits[i]
-        if nan[i]:
-            h.add("special.nan")
-            continue
-        if pinf[i] or ninf[i]:
-            if pinf[i]:
-                h.add("special.pos_inf")
-            if ninf[i]:
-                h.add("special.neg_inf")
-            continue
-        if zero[i]:
-            h.add("special.zero")
-            continue
-        wi = int(w[i])
-        h.add(exp_bin(int(e[i])))
-        if sat_pos[i]:
-            h.add(f"sat{wi}.pos")
-        if sat_neg[i]:
-            h.add(f"sat{wi}.neg")
-        if tie_up[i]:
-            h.add(f"tie{wi}.up")
-        if tie_down[i]:
-            h.add(f"tie{wi}.down")
-        if flush[i]:
-            h.add("elem.flush_to_zero")
-        if flush_neg[i]:
-            h.add("elem.flush_neg")
-        if sub_mixed[i]:
-            h.add("sub.mixed")
-        if all_equal[i]:
-            h.add("shape.all_equal")
-        if pos[i] and neg[i]:
-            h.add("shape.mixed_signs")
-        if not pos[i]:
-            h.add("shape.all_negative")
-        if first[i]:
-            h.add("maxlane.first")
-        if last[i]:
-            h.add("maxlane.last")
-        h.add(f"width.int{wi}")
-        _add_width_crosses(h, wi)
-    return hits
+    cols: dict[str, np.ndarray] = {
+        "special.nan": nan, "special.pos_inf": ~nan & pinf, "special.neg_inf": ~nan & ninf, "special.zero": zero,
+        "exp.clamped_low": normal & (e < -127), "exp.m127": normal & (e == -127), "exp.m126": normal & (e == -126),
+        "exp.p127": normal & (e == 127)}
+    for lo, hi in EXP_RANGES:
+        cols[f"exp.{lo}_{hi}".replace("-", "m")] = normal & (e >= lo) & (e <= hi)
+    width = {wi: normal & (w == wi) for wi in (8, 4)}
+    for wi, mask in width.items():
+        cols[f"sat{wi}.pos"], cols[f"sat{wi}.neg"] = mask & sat_pos, mask & sat_neg
+        cols[f"tie{wi}.up"], cols[f"tie{wi}.down"] = mask & tie_up, mask & tie_down
+    cols["elem.flush_to_zero"] = normal & ((x != 0) & (rounded == 0)).any(axis=1)
+    cols["elem.flush_neg"] = normal & ((x < 0) & (rounded == 0)).any(axis=1)
+    cols["sub.mixed"] = normal & ((mag > 0) & (mag < 2.0 ** -126)).any(axis=1) & (amax >= 2.0 ** -126)
+    cols["shape.all_equal"] = normal & (codes == codes[:, :1]).all(axis=1)
+    cols["shape.mixed_signs"] = normal & pos & neg
+    cols["shape.all_negative"] = normal & ~pos
+    cols["maxlane.first"] = normal & one_max & at_max[:, 0]
+    cols["maxlane.last"] = normal & one_max & at_max[:, lanes - 1]
+    for wi, mask in width.items():
+        cols[f"width.int{wi}"] = mask
+        for klass, _, member, _ in WIDTH_CLASSES:
+            cols[f"xw.{klass}.int{wi}"] = cols[member] & mask
+    names = tuple(cols)
+    return names, np.stack([cols[k] for k in names], axis=1) if names else np.zeros((n, 0), bool)

@@ -5,6 +5,7 @@ import numpy as np
 from pyuvm import uvm_component
 
 from mxdv.env.bulk import layout as L
+from mxdv.env.bulk import payload as P
 from mxdv.env.bulk.channels import Channels
 from mxdv.env.bulk.schedule import Schedule
 from mxdv.unit import Beat, Unit
@@ -63,15 +64,38 @@ class BatchDriver(uvm_component):
             out.append((start, len(encoded)))
         return out
 
+    def encode_columns(self, cols) -> tuple[dict[str, np.ndarray], dict[str, int]]:
+        """The columnar path: a ``Columns`` batch to stimulus records per input port
+        (``[n * beats, 1 + words]``: transaction index, payload) and the beats per transaction."""
+        n = len(cols)
+        enc = self.unit.encode_columns(cols)
+        stims, per_txn = {}, {}
+        for pl in self.layout.inputs:
+            fields = enc.get(pl.port.prefix, {})
+            beats = int(next(iter(fields.values())).shape[1]) if fields else 0
+            stim = np.empty((n * beats, pl.stim_record), np.uint32)
+            stim[:, 0] = np.repeat(np.arange(n, dtype=np.uint32), beats)
+            if beats:
+                flat = {f: np.asarray(v).reshape(n * beats, *np.shape(v)[2:]) for f, v in fields.items()}
+                stim[:, 1:] = P.pack(pl, flat, n * beats)
+            stims[pl.port.prefix], per_txn[pl.port.prefix] = stim, beats
+        return stims, per_txn
+
+    def split_columns(self, n: int, per_txn: dict[str, int]) -> list[tuple[int, int]]:
+        """[start, stop) ranges of a columnar batch whose beats fit ``depth`` on every port."""
+        most = max(per_txn.values(), default=0)
+        if most > self.depth:
+            port = max(per_txn, key=per_txn.get)
+            raise BatchTooLarge(f"a transaction has {most} beats on port {port}, more than bulk_depth={self.depth}: "
+                                f"raise bulk_depth")
+        step = self.depth // most if most else n
+        return [(a, min(a + step, n)) for a in range(0, n, max(step, 1))] or [(0, 0)]
+
     def load(self, encoded: list[dict[str, list[Beat]]], schedule: Schedule) -> dict:
         """Write one batch (its encoded transactions, in order) and its schedule into the
         harness's memories; returns what was loaded (beat counts per port, limits)."""
-        if self.channels is None:
-            self.channels = Channels()
-        ch, lay = self.channels, self.layout
-        params = np.zeros(lay.params_words, np.uint32)
-        total = 0
-        for pl in lay.inputs:
+        stims, fstarts = {}, {}
+        for pl in self.layout.inputs:
             beats, owner, fstart = [], [], [0]
             for t, enc in enumerate(encoded):
                 bs = enc.get(pl.port.prefix, [])
@@ -82,14 +106,33 @@ class BatchDriver(uvm_component):
             if beats:
                 stim[:, 0] = owner
                 stim[:, 1:] = pack_beats(pl, beats)
-            ch.bind(pl.stim, stim)
-            ch.bind(pl.fstart, np.asarray(fstart, np.uint32))
-            ch.alloc(pl.in_cap, len(beats) * pl.cap_record)
-            params[pl.index] = len(beats)
-            total += len(beats)
+            stims[pl.port.prefix], fstarts[pl.port.prefix] = stim, np.asarray(fstart, np.uint32)
+        return self.load_records(len(encoded), stims, fstarts, schedule)
+
+    def load_columns(self, n: int, stims: dict[str, np.ndarray], per_txn: dict[str, int], schedule: Schedule) -> dict:
+        """:meth:`load` of a columnar batch (records from :meth:`encode_columns`)."""
+        fstarts = {p: np.arange(0, n * b + 1, b, dtype=np.uint32) if b else np.zeros(n + 1, np.uint32)
+                   for p, b in per_txn.items()}
+        return self.load_records(n, stims, fstarts, schedule)
+
+    def load_records(self, n_txns: int, stims: dict[str, np.ndarray], fstarts: dict[str, np.ndarray],
+                     schedule: Schedule) -> dict:
+        """Bind the stimulus records, first-beat indices and schedule of one batch."""
+        if self.channels is None:
+            self.channels = Channels()
+        ch, lay = self.channels, self.layout
+        params = np.zeros(lay.params_words, np.uint32)
+        total = 0
+        for pl in lay.inputs:
+            stim = stims[pl.port.prefix]
+            ch.bind(pl.stim, np.ascontiguousarray(stim))
+            ch.bind(pl.fstart, fstarts[pl.port.prefix])
+            ch.alloc(pl.in_cap, len(stim) * pl.cap_record)
+            params[pl.index] = len(stim)
+            total += len(stim)
         out_cap = 4 * total + 1024
         resets = int(np.count_nonzero(schedule.rst[1:] & ~schedule.rst[:-1])) + int(schedule.rst[:1].sum()) + 1
-        limits = {"n_txns": len(encoded), "sched_len": schedule.cycles, "idle_limit": self.idle_limit,
+        limits = {"n_txns": n_txns, "sched_len": schedule.cycles, "idle_limit": self.idle_limit,
                   "max_cycles": schedule.cycles + self.idle_limit + 2000 + 400 * total,
                   "in_cap": max(params[: len(lay.inputs)].max(initial=0), 1), "out_cap": out_cap,
                   "reset_cap": resets}
@@ -101,4 +144,3 @@ class BatchDriver(uvm_component):
         ch.alloc(L.RESETS, resets)
         ch.alloc(L.OUT_CAP, out_cap * lay.output.cap_record)
         return {"beats": {pl.port.prefix: int(params[pl.index]) for pl in lay.inputs}, **limits}
-

@@ -17,6 +17,7 @@ import numpy as np
 from pyuvm import uvm_analysis_port, uvm_component
 
 from mxdv.env.bulk import layout as L
+from mxdv.env.bulk.batches import ObservationBatch, OutputBatch
 from mxdv.env.bulk.channels import Channels
 from mxdv.env.predictor import Observation
 from mxdv.unit import Beat, Unit
@@ -133,6 +134,71 @@ class BatchMonitor(uvm_component):
                 on_reset(self.predictor.last_dropped)
                 for p in last_in_cycle:
                     last_in_cycle[p] = -2
+
+    # -- the columnar path ------------------------------------------------------------------
+    def read_columns(self, ch: Channels, status: BatchStatus, per_txn: dict[str, int], n: int):
+        """The raw capture records of a batch of ``n`` whole transactions (``per_txn`` input
+        beats each): ({input prefix: [beats, cap_record]}, [out beats, cap_record]), or None
+        when the captures are not that (a beat count or a beat's transaction differs): such a
+        batch is published beat by beat."""
+        ins = {}
+        lead = int(ch._arrays[L.RESETS][0]) if status.resets else None
+        for pl in self.layout.inputs:
+            p, k = pl.port.prefix, status.in_beats[pl.port.prefix]
+            if k != n * per_txn[p]:
+                return None
+            rec = ch._arrays[pl.in_cap].reshape(-1, pl.cap_record)[:k]
+            if not np.array_equal(rec[:, 1], np.repeat(np.arange(n, dtype=np.uint32), per_txn[p])):
+                return None
+            if lead is not None and k and int(rec[0, 0]) <= lead:
+                return None  # a reset after a beat went in: not a leading reset
+            ins[p] = rec
+        out = ch._arrays[L.OUT_CAP].reshape(-1, self.layout.output.cap_record)[: status.out_beats]
+        return ins, out
+
+    def publish_lead_reset(self, ch: Channels) -> None:
+        """The reset a batch starts with (before any beat), to the predictor."""
+        cycle = int(ch._arrays[L.RESETS][0])
+        self.obs_ap.write(Observation(self.layout.inputs[0].port.prefix, "reset", None, self.cycle_base + cycle))
+
+    def publish_columns(self, ins: dict[str, np.ndarray], out: np.ndarray, per_txn: dict[str, int], n: int) -> None:
+        """Publish a reset-free batch of whole transactions as one :class:`ObservationBatch`
+        (to the predictor, which registers one expectation batch with the scoreboard) and
+        one :class:`OutputBatch` (to the scoreboard), with the stream statistics, stall and
+        back-to-back events and the output-before-input check of :meth:`publish`."""
+        first_port = self.layout.inputs[0].port.prefix
+        out_prefix = self.layout.output.port.prefix
+        cycles = {}
+        for p, rec in ins.items():
+            c = rec[:, 0].astype(np.int64)
+            self._count_many(p, c, rec[:, 2])
+            cycles[p] = c + self.cycle_base
+            if p == first_port and c.size > 1 and bool((np.diff(c) == 1).any()):
+                self.state.stream_event(p, "back_to_back", 1)
+        self.obs_ap.write(ObservationBatch({p: rec[:, 3:] for p, rec in ins.items()}, cycles, dict(per_txn), n))
+        self.predictor.resolve()
+        oc, stalls = out[:, 0].astype(np.int64), out[:, 1].astype(np.int64)
+        self._count_many(out_prefix, oc, stalls)
+        for v in sorted(set(stalls[stalls > 0].tolist())):
+            self.state.stream_event(out_prefix, "stall", int(v))
+        exp = self.scoreboard.pending_batch
+        if exp is not None and out.shape[0] == exp.payload.shape[0] and n:
+            early = np.flatnonzero(oc + self.cycle_base <= np.repeat(exp.cycles, exp.per_txn))
+            for k in early.tolist():
+                i = k // exp.per_txn
+                self.state.report_violation(
+                    f"{out_prefix}: output beat at cycle {self.cycle_base + int(oc[k])} before the input of "
+                    f"transaction #{int(exp.ids[i])} completed (cycle {int(exp.cycles[i])})")
+        self.ap.write(OutputBatch(out[:, 2:], oc + self.cycle_base, stalls))
+
+    def _count_many(self, prefix: str, cycles: np.ndarray, stalls: np.ndarray) -> None:
+        if not cycles.size:
+            return
+        s = self.stats[prefix]
+        s["accepted"] += int(cycles.size)
+        s["refused_cycles"] += int(np.asarray(stalls, dtype=np.int64).sum())
+        s["first_cycle"] = s["first_cycle"] or self.cycle_base + int(cycles[0])
+        s["last_cycle"] = self.cycle_base + int(cycles[-1])
 
     def _count(self, prefix: str, cycle: int, stall: int) -> None:
         s = self.stats[prefix]

@@ -5,6 +5,7 @@ from functools import cached_property
 
 import numpy as np
 
+from mxdv.columns import Columns
 from mxdv.coverage.quantizer import model as cov
 from mxdv.refmodel import quantize_mx
 from mxdv.refmodel.formats import bf16_bits_to_float32
@@ -86,6 +87,37 @@ class QuantizerUnit(Unit):
             for r, s, e in zip(rows.tolist(), scales, elems):
                 out[r] = [{"scale": int(s), "elems": int.from_bytes(e.tobytes(), "little"), "w4": int(w == 4)}]
         return out
+
+    # -- the columnar path (bulk mode) ------------------------------------------------------
+    def encode_columns(self, cols):
+        codes = np.ascontiguousarray(cols["values"], dtype="<u2")  # lane i = bits [16*i +: 16]
+        n = len(cols)
+        return {"in_": {"data": codes.view("<u4").reshape(n, 1, self.block // 2),
+                        "w4": (cols["elem_width"] == 4).astype(np.int64).reshape(n, 1)}}
+
+    def decode_columns(self, frames, n):
+        beat = frames["in_"]
+        codes = np.ascontiguousarray(beat["data"][:, 0, :], dtype="<u4").view("<u2").reshape(n, self.block)
+        w4 = beat["w4"][:, 0, 0]
+        return Columns(self.schema, {"elem_width": np.where(w4 == 1, 4, 8), "values": codes})
+
+    def predict_columns(self, cols):
+        n = len(cols)
+        codes = np.asarray(cols["values"], dtype=np.uint16)
+        widths = np.asarray(cols["elem_width"])
+        scale = np.zeros(n, np.int64)
+        elems = np.zeros((n, self.block), np.uint8)
+        for w in (8, 4):
+            rows = np.flatnonzero(widths == w)
+            if rows.size:
+                q = quantize_mx(bf16_bits_to_float32(codes[rows]), fmt=f"mxint{w}", block_size=self.block)
+                scale[rows] = np.asarray(q.scales).reshape(rows.size)
+                elems[rows] = np.asarray(q.elements).reshape(rows.size, self.block).astype(np.uint8)
+        return {"scale": scale.reshape(n, 1), "elems": elems.view("<u4").reshape(n, 1, self.block // 4),
+                "w4": (widths == 4).astype(np.int64).reshape(n, 1)}
+
+    def sample_columns(self, cols):
+        return cov.sample_matrix(np.asarray(cols["values"], dtype=np.uint16), np.asarray(cols["elem_width"]))
 
     #: One block per transaction; the quantizer accepts one block per cycle.
     work_label = "blocks"

@@ -1,0 +1,150 @@
+"""The columnar path's pieces without a simulator: columnar batches, vectorised payload
+packing, the quantizer's columnar hooks against its per-transaction methods, batch coverage
+sampling, and the encode bug planted in the columnar encoding."""
+from __future__ import annotations
+
+import numpy as np
+import pytest
+
+from mxdv.bugs import ENCODE_BUG_VAR, install_encode_bug
+from mxdv.columns import Columns, check, is_columnar, random_columns
+from mxdv.coverage.collector import CoverageCollector
+from mxdv.env.bulk import layout as L
+from mxdv.env.bulk import payload as P
+from mxdv.env.bulk.driver import pack_beats
+from mxdv.env.bulk.monitor import unpack
+from mxdv.schema import TxnError
+from mxdv.unit import get_unit
+
+
+@pytest.mark.parametrize("name", ["quantizer", "systolic_array", "attention"])
+def test_payload_pack_and_unpack_match_the_per_beat_packing(name):
+    unit = get_unit(name)
+    rng = np.random.default_rng(7)
+    lay = L.Layout.of(unit)
+    for pl in (*lay.inputs, lay.output):
+        beats = [{f: int(rng.integers(0, 2 ** min(w, 62))) | (int(rng.integers(0, 2)) << (w - 1))
+                  for f, _, w in pl.offsets()} for _ in range(40)]
+        words = {f: np.array([[(b[f] >> (32 * k)) & 0xFFFFFFFF for k in range(L.words_for(w))] for b in beats],
+                             np.uint32) for f, _, w in pl.offsets()}
+        ints = {f: (np.array([b[f] for b in beats], np.int64) if w <= 63 else words[f]) for f, _, w in pl.offsets()}
+        ref = pack_beats(pl, beats)
+        assert (P.pack(pl, words, 40) == ref).all()
+        assert (P.pack(pl, ints, 40) == ref).all()
+        assert P.beat_dicts(pl, ref) == unpack(pl, ref) == beats
+        back = P.unpack(pl, ref)
+        for f, _, w in pl.offsets():
+            assert (back[f] == words[f]).all()
+            if w <= 63:
+                assert (P.field_int(back[f]) == ints[f]).all()
+
+
+def test_payload_pack_masks_twos_complement_and_names_a_missing_field():
+    unit = get_unit("quantizer")
+    pl = L.Layout.of(unit).inputs[0]
+    data = np.zeros((2, 16), np.uint32)
+    out = P.pack(pl, {"data": data, "w4": np.array([-1, 0])}, 2)
+    assert P.field_int(P.unpack(pl, out)["w4"]).tolist() == [1, 0]
+    with pytest.raises(ValueError, match="field `w4`"):
+        P.pack(pl, {"data": data}, 2)
+
+
+def test_columns_check_names_the_field_the_transaction_and_the_value():
+    schema = get_unit("quantizer").schema
+    cols = random_columns(schema, np.random.default_rng(1), 5)
+    bad = dict(cols.arrays)
+    bad["elem_width"] = bad["elem_width"].copy()
+    bad["elem_width"][3] = 6
+    with pytest.raises(TxnError, match=r"transaction 3 of the batch: elem_width = 6 is out of range \(one of \[8, 4\]\)"):
+        check(Columns(schema, bad))
+    values = cols["values"].copy()
+    values[2, 17] = 0x10000
+    with pytest.raises(TxnError, match=r"transaction 2 of the batch: values\[17\] = 65536"):
+        check(Columns(schema, {**cols.arrays, "values": values}))
+    with pytest.raises(TxnError, match="field `values` has shape"):
+        Columns(schema, {**cols.arrays, "values": values[:, :8]})
+    with pytest.raises(TxnError, match="missing field"):
+        Columns(schema, {"values": values})
+
+
+def test_random_columns_stay_in_domain_pin_fields_and_round_trip_through_rows():
+    unit = get_unit("quantizer")
+    assert is_columnar(unit.schema) and unit.columnar
+    assert not is_columnar(get_unit("systolic_array").schema)  # K depth sizes its arrays
+    cols = check(random_columns(unit.schema, np.random.default_rng(2), 500))
+    assert set(cols["elem_width"].tolist()) == {4, 8}
+    assert Columns.from_rows(unit.schema, cols.rows()).rows() == cols.rows()
+    assert [unit.schema.normalize(t) for t in cols.rows(slice(0, 20))] == cols.rows(slice(0, 20))
+    pinned = random_columns(unit.schema, np.random.default_rng(2), 10, elem_width=4)
+    assert set(pinned["elem_width"].tolist()) == {4}
+
+
+def _hint_traffic(unit, n=400):
+    from mxdv.coverage.plan import HINT_POLICY
+
+    rng = np.random.default_rng(5)
+    saved, HINT_POLICY.allowed = HINT_POLICY.allowed, True
+    try:
+        txns = [unit.schema.normalize(b.hint(rng)) for b in unit.plan.bins if b.hint is not None for _ in range(3)]
+    finally:
+        HINT_POLICY.allowed = saved
+    txns += random_columns(unit.schema, rng, n).rows()
+    return txns
+
+
+@pytest.mark.parametrize("spec", ["quantizer", "quantizer:BLOCK=8"])
+def test_quantizer_columnar_hooks_match_the_per_transaction_methods(spec):
+    unit = get_unit(spec)
+    txns = _hint_traffic(unit)
+    cols = Columns.from_rows(unit.schema, txns)
+    n = len(txns)
+    lay = L.Layout.of(unit)
+    pl = lay.inputs[0]
+    enc = unit.encode_columns(cols)["in_"]
+    stim = P.pack(pl, {f: v.reshape(n, *v.shape[2:]) for f, v in enc.items()}, n)
+    assert (stim == pack_beats(pl, [b for t in txns for b in unit.encode(t)["in_"]])).all()
+    frames = {"in_": {f: w.reshape(n, 1, w.shape[1]) for f, w in P.unpack(pl, stim).items()}}
+    assert unit.decode_columns(frames, n).rows() == txns
+    pred = unit.predict_columns(cols)
+    out = P.pack(lay.output, {f: v.reshape(n, *v.shape[2:]) for f, v in pred.items()}, n)
+    assert (out == pack_beats(lay.output, [b for t in txns for b in unit.predict(t)])).all()
+    names, m = unit.sample_columns(cols)
+    assert [{names[j] for j in np.flatnonzero(row)} for row in m] == [set(unit.sample(t)) for t in txns]
+    assert m.any(axis=0).sum() > 30  # the traffic reaches most bins
+
+
+def test_collector_matrix_sampling_counts_and_finds_first_and_goal_rows():
+    unit = get_unit("quantizer")
+    txns = _hint_traffic(unit, 200)
+    sets = [set(unit.sample(t)) for t in txns]
+    a = CoverageCollector(unit.plan)
+    names, m = unit.sample_columns(Columns.from_rows(unit.schema, txns))
+    before = a.hits()
+    got = a.sample_matrix(tuple(names), m)
+    hits = a.hits()
+    for name in unit.plan.bin_names:
+        assert hits[name] - before[name] == sum(name in s for s in sets)
+    first: dict[str, int] = {}
+    for i, s in enumerate(sets):
+        for name in s:
+            first.setdefault(name, i)
+    if not any(before.values()):
+        assert {nm: i for i, new in got.new_at.items() for nm in new} == first
+    goal = {bn.name: bn.at_least for bn in unit.plan.bins}
+    for row, name in got.goal_rows:  # the sample at which the bin's count reached its goal
+        assert before[name] + sum(name in s for s in sets[: row + 1]) == goal[name]
+        assert before[name] + sum(name in s for s in sets[:row]) < goal[name]
+    assert [r for r, _ in got.goal_rows] == sorted(r for r, _ in got.goal_rows)
+
+
+def test_encode_bug_is_planted_in_the_columnar_encoding_too(monkeypatch):
+    unit = get_unit("quantizer")
+    monkeypatch.setenv(ENCODE_BUG_VAR, "encode_lanes_reversed")
+    install_encode_bug(unit)
+    cols = random_columns(unit.schema, np.random.default_rng(3), 20)
+    pl = L.Layout.of(unit).inputs[0]
+    enc = unit.encode_columns(cols)["in_"]
+    stim = P.pack(pl, {f: v.reshape(20, *v.shape[2:]) for f, v in enc.items()}, 20)
+    assert (stim == pack_beats(pl, [b for t in cols.rows() for b in unit.encode(t)["in_"]])).all()
+    frames = {"in_": {f: w.reshape(20, 1, w.shape[1]) for f, w in P.unpack(pl, stim).items()}}
+    assert (unit.decode_columns(frames, 20)["values"] == cols["values"][:, ::-1]).all()
