@@ -16,8 +16,13 @@ from mxdv.sequences.registry import BatchStrategy, register_strategy
 
 
 def save_columns(path: Path, cols: Columns) -> Path:
-    """Write a columnar batch as an ``.npz`` replay file."""
-    np.savez(path, **cols.arrays)
+    """Write a columnar batch as an ``.npz`` replay file, each field in the narrowest integer
+    type that holds its domain (a quarter of the bytes for BF16 codes)."""
+    arrays = {}
+    for f in cols.schema.fields:
+        lo, hi = (min(f.choices), max(f.choices)) if f.kind == "choice" else (f.lo, f.hi)
+        arrays[f.name] = cols[f.name].astype(np.result_type(np.min_scalar_type(lo), np.min_scalar_type(hi)))
+    np.savez(path, **arrays)
     return Path(path)
 
 
