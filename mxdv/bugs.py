@@ -65,27 +65,26 @@ def install_encode_bug(unit) -> EncodeBug | None:
 def _corrupt_columns(unit, bug: EncodeBug, encoded: dict, n: int) -> dict:
     """The columnar path's encoding with ``bug`` applied, transaction by transaction (the
     same corruption as the per-transaction ``encode``), back in the columnar form."""
+    import numpy as np
+
     from mxdv.env.bulk import layout as L
     from mxdv.env.bulk import payload as P
     from mxdv.env.bulk.driver import pack_beats
 
     layout = {pl.port.prefix: pl for pl in L.Layout.of(unit).inputs}
-    per_txn, beats = {}, {}
-    for prefix, fields in encoded.items():
-        b = int(next(iter(fields.values())).shape[1])
-        flat = {f: v.reshape(n * b, *v.shape[2:]) for f, v in fields.items()}
-        per_txn[prefix] = b
-        beats[prefix] = P.beat_dicts(layout[prefix], P.pack(layout[prefix], flat, n * b))
-    out_beats: dict[str, list] = {p: [] for p in encoded}
+    first, beats = {}, {}
+    for prefix, (counts, fields) in encoded.items():
+        counts = np.asarray(counts, dtype=np.int64)
+        first[prefix] = np.concatenate([[0], np.cumsum(counts)]).tolist()
+        beats[prefix] = P.beat_dicts(layout[prefix], P.pack(layout[prefix], fields, int(counts.sum())))
+    out: dict[str, tuple[list, list]] = {p: ([], []) for p in encoded}
     for t in range(n):
-        got = bug.corrupt(unit, {p: beats[p][t * per_txn[p]:(t + 1) * per_txn[p]] for p in encoded})
+        got = bug.corrupt(unit, {p: beats[p][first[p][t]:first[p][t + 1]] for p in encoded})
         for p in encoded:
-            if len(got[p]) != per_txn[p]:
-                raise ValueError(f"encode bug {bug.name}: changes the beat count, which the columnar path cannot carry")
-            out_beats[p] += got[p]
-    return {p: {f: w.reshape(n, per_txn[p], w.shape[1])
-                for f, w in P.unpack(layout[p], pack_beats(layout[p], out_beats[p])).items()}
-            for p in encoded}
+            out[p][0].append(len(got[p]))
+            out[p][1].extend(got[p])
+    return {p: (np.asarray(c, dtype=np.int64), P.unpack(layout[p], pack_beats(layout[p], bs)))
+            for p, (c, bs) in out.items()}
 
 
 def bug_env(unit_name: str, bug, work: Path) -> dict[str, str]:

@@ -142,25 +142,27 @@ class Unit(ABC):
         return [self.predict(t) for t in txns]
 
     # -- the columnar path (bulk mode; optional) ---------------------------------------------
-    # A unit whose schema has fixed shapes (``mxdv.columns.is_columnar``) and that declares the
-    # four methods below runs bulk batches without a dict per transaction: a batch is a
+    # A unit whose schema has a columnar form (``mxdv.columns.is_columnar``) and that declares
+    # the four methods below runs bulk batches without a dict per transaction: a batch is a
     # ``mxdv.columns.Columns`` from the strategy to the coverage database. Every other unit
-    # (and any batch with a reset in its schedule) runs the per-transaction bulk path.
-    # Port field values are integers ``[n, beats]`` (fields up to 63 bits) or little-endian
-    # 32-bit words ``[n, beats, words]``; ``beats``, the beats per transaction, is fixed.
+    # (and any batch with a reset inside its traffic) runs the per-transaction bulk path.
+    # A port's beats are given as ``(beats, fields)``: ``beats`` [n] the beats of each
+    # transaction, ``fields`` {field: values over all beats in order}, integers ``[total]``
+    # (fields up to 63 bits) or little-endian 32-bit words ``[total, words]``.
 
-    def encode_columns(self, cols) -> dict[str, dict[str, Any]]:
-        """:meth:`encode` of a batch: {input port prefix: {field: values}}."""
+    def encode_columns(self, cols) -> dict[str, tuple[Any, dict[str, Any]]]:
+        """:meth:`encode` of a batch: {input port prefix: (beats, fields)}."""
         raise NotImplementedError
 
-    def decode_columns(self, frames: dict[str, dict[str, Any]], n: int):
-        """:meth:`decode` of a batch: ``frames[prefix][field]`` is ``[n, beats, words]``
-        uint32; returns ``Columns``. Raise ValueError for beats no transaction encodes to
-        (the batch is then decoded beat by beat, with the per-transaction reports)."""
+    def decode_columns(self, frames: dict[str, tuple[Any, dict[str, Any]]], n: int):
+        """:meth:`decode` of a batch: ``frames[prefix]`` is ``(beats, fields)`` with every
+        field as ``[total, words]`` uint32 words; returns ``Columns``. Raise ValueError for
+        beats no transaction encodes to (the batch is then decoded beat by beat, with the
+        per-transaction reports)."""
         raise NotImplementedError
 
-    def predict_columns(self, cols) -> dict[str, Any]:
-        """:meth:`predict` of a batch: {output field: values}, bit for bit."""
+    def predict_columns(self, cols) -> tuple[Any, dict[str, Any]]:
+        """:meth:`predict` of a batch: (beats, fields) of the output port, bit for bit."""
         raise NotImplementedError
 
     def sample_columns(self, cols) -> tuple[tuple[str, ...], Any]:

@@ -2,7 +2,8 @@
 beat, flowing the same way as cycle mode's (batch monitor -> predictor -> scoreboard).
 
 * :class:`ObservationBatch` (monitor ``obs_ap`` -> predictor): every input beat the harness
-  accepted, whole transactions only, as payload words per port.
+  accepted, whole transactions only, as payload words per port (transactions may differ in
+  their beat counts).
 * :class:`ExpectedBatch` (predictor -> scoreboard): what the reference model predicts from
   the decoded inputs, as payload words of the output port.
 * :class:`OutputBatch` (monitor ``ap`` -> scoreboard): every output beat the harness accepted.
@@ -22,18 +23,23 @@ from mxdv.columns import Columns
 
 @dataclass
 class ObservationBatch:
-    #: per input port prefix: [n * beats_per_txn, words] payloads, in acceptance order
+    #: per input port prefix: [beats, words] payloads, in acceptance order
     payloads: dict[str, np.ndarray]
     #: per input port prefix: its accepted cycle of every beat (run cycles)
     cycles: dict[str, np.ndarray]
-    #: per input port prefix: beats per transaction
-    per_txn: dict[str, int]
+    #: per input port prefix: [n] each transaction's beats
+    beats: dict[str, np.ndarray]
     n: int
 
     def completed_at(self) -> np.ndarray:
-        """[n] the cycle each transaction's input was complete (its last beat on any port)."""
-        last = [c.reshape(self.n, self.per_txn[p])[:, -1] for p, c in self.cycles.items() if self.per_txn[p]]
-        return np.max(np.stack(last), axis=0) if last else np.zeros(self.n, np.int64)
+        """[n] the cycle each transaction's input was complete (its last beat on any port;
+        -1 for a transaction with no beat at all)."""
+        done = np.full(self.n, -1, dtype=np.int64)
+        for p, c in self.cycles.items():
+            b = self.beats[p]
+            has = b > 0
+            done[has] = np.maximum(done[has], c[np.cumsum(b)[has] - 1])
+        return done
 
 
 @dataclass
@@ -41,8 +47,8 @@ class ExpectedBatch:
     ids: np.ndarray          # [n] transaction ids
     seen: Columns            # the transactions as decoded from the observed inputs
     meant: Columns           # as the strategy submitted them
-    payload: np.ndarray      # [n * per_txn, words] expected output payloads
-    per_txn: int             # output beats per transaction
+    payload: np.ndarray      # [beats, words] expected output payloads, transaction by transaction
+    beats: np.ndarray        # [n] output beats of each transaction
     failed: np.ndarray       # [n] bool: failed already (stimulus mismatch)
     cycles: np.ndarray       # [n] the cycle each transaction's input was complete
 

@@ -189,7 +189,7 @@ class BulkRunContext(RunContext):
         res = self._columnar_results
         res.status[:] = np.where(ok, "pass", "fail")
         passing = np.flatnonzero(ok)
-        names, m = self.unit.sample_columns(observed.take(passing))
+        names, m = self.unit.sample_columns(observed if passing.size == len(ids) else observed.take(passing))
         names, m = tuple(names), np.asarray(m, dtype=bool)
         after = np.zeros(passing.size, dtype=bool)
         if self._after_reset:
@@ -242,12 +242,14 @@ class BulkRunContext(RunContext):
                     cols = None  # not of the schema's shapes: the per-transaction path reports it
         out: list = []
         if cols is not None:
-            stims, per_txn = drv.encode_columns(cols)
-            for start, stop in drv.split_columns(len(cols), per_txn):
-                part = {p: s[start * per_txn[p]: stop * per_txn[p]].copy() for p, s in stims.items()}
-                for p, s in part.items():
+            stims, counts = drv.encode_columns(cols)
+            first = {p: np.concatenate([[0], np.cumsum(c)]) for p, c in counts.items()}
+            for start, stop in drv.split_columns(counts):
+                part = {p: s[first[p][start]: first[p][stop]].copy() for p, s in stims.items()}
+                for s in part.values():
                     s[:, 0] -= start
-                out.append(await self._run_batch(cols.take(slice(start, stop)), (part, per_txn)))
+                out.append(await self._run_batch(cols.take(slice(start, stop)),
+                                                 (part, {p: c[start:stop] for p, c in counts.items()})))
         else:
             encoded = drv.encode(txns)
             for start, stop in drv.split(txns, encoded):
@@ -279,7 +281,7 @@ class BulkRunContext(RunContext):
             encoded = drv.encode(batch)
             cols = None
         if cols is not None:
-            stims, per_txn = encoded
+            stims, counts = encoded
             self.work += self.unit.work_columns(cols)
             beats = [len(stims[pl.port.prefix]) for pl in drv.layout.inputs]
         else:
@@ -293,7 +295,7 @@ class BulkRunContext(RunContext):
                                 lead_reset=self._lead_reset)
         self._lead_reset = 0
         if cols is not None:
-            loaded = drv.load_columns(n, stims, per_txn, sched)
+            loaded = drv.load_columns(n, stims, counts, sched)
         else:
             loaded = drv.load(encoded, sched)
         self._write_progress({"batch": self._batches, "ids": [ids[0], ids[-1]], "state": "running"})
@@ -308,16 +310,16 @@ class BulkRunContext(RunContext):
         if cols is not None:
             captured = None
             if status.reason == L.DONE and status.resets == (1 if sched.rst[:1].any() else 0):
-                captured = mon.read_columns(drv.channels, status, per_txn, n)
+                captured = mon.read_columns(drv.channels, status, counts, n)
             if captured is not None:
-                return self._publish_columns(ids, cols, captured, per_txn, status, loaded)
+                return self._publish_columns(ids, cols, captured, counts, status, loaded)
             batch = cols.rows()  # not whole transactions: published beat by beat, checked as such
             for tid, txn in zip(ids, batch):
                 self.results[tid] = TxnResult(tid, txn, "pending")
             self._waiting = set(ids)
         return self._publish_rows(ids, batch, status, loaded)
 
-    def _publish_columns(self, ids, cols: Columns, captured, per_txn, status, loaded) -> list[TxnResult]:
+    def _publish_columns(self, ids, cols: Columns, captured, counts, status, loaded) -> list[TxnResult]:
         drv, mon = self.env.batch_driver, self.env.batch_monitor
         id_array = np.asarray(ids, dtype=np.int64)
         results = self._columnar_results = ColumnarResults(self, id_array, cols)
@@ -327,7 +329,7 @@ class BulkRunContext(RunContext):
         self._started(ids)
         self.env.predictor.submit_columns(id_array, cols)
         try:
-            mon.publish_columns(*captured, per_txn, len(cols))
+            mon.publish_columns(*captured, counts, len(cols))
             self._sample_done()
         finally:
             self._columnar_results = None

@@ -64,32 +64,42 @@ class BatchDriver(uvm_component):
             out.append((start, len(encoded)))
         return out
 
-    def encode_columns(self, cols) -> tuple[dict[str, np.ndarray], dict[str, int]]:
+    def encode_columns(self, cols) -> tuple[dict[str, np.ndarray], dict[str, np.ndarray]]:
         """The columnar path: a ``Columns`` batch to stimulus records per input port
-        (``[n * beats, 1 + words]``: transaction index, payload) and the beats per transaction."""
+        (``[beats, 1 + words]``: transaction index, payload) and each transaction's beat count."""
         n = len(cols)
         enc = self.unit.encode_columns(cols)
-        stims, per_txn = {}, {}
+        stims, counts = {}, {}
         for pl in self.layout.inputs:
-            fields = enc.get(pl.port.prefix, {})
-            beats = int(next(iter(fields.values())).shape[1]) if fields else 0
-            stim = np.empty((n * beats, pl.stim_record), np.uint32)
+            beats, fields = enc.get(pl.port.prefix, (np.zeros(n, np.int64), {}))
+            beats = np.asarray(beats, dtype=np.int64).reshape(n)
+            total = int(beats.sum())
+            stim = np.empty((total, pl.stim_record), np.uint32)
             stim[:, 0] = np.repeat(np.arange(n, dtype=np.uint32), beats)
-            if beats:
-                flat = {f: np.asarray(v).reshape(n * beats, *np.shape(v)[2:]) for f, v in fields.items()}
-                stim[:, 1:] = P.pack(pl, flat, n * beats)
-            stims[pl.port.prefix], per_txn[pl.port.prefix] = stim, beats
-        return stims, per_txn
+            if total:
+                stim[:, 1:] = P.pack(pl, fields, total)
+            stims[pl.port.prefix], counts[pl.port.prefix] = stim, beats
+        return stims, counts
 
-    def split_columns(self, n: int, per_txn: dict[str, int]) -> list[tuple[int, int]]:
-        """[start, stop) ranges of a columnar batch whose beats fit ``depth`` on every port."""
-        most = max(per_txn.values(), default=0)
-        if most > self.depth:
-            port = max(per_txn, key=per_txn.get)
-            raise BatchTooLarge(f"a transaction has {most} beats on port {port}, more than bulk_depth={self.depth}: "
-                                f"raise bulk_depth")
-        step = self.depth // most if most else n
-        return [(a, min(a + step, n)) for a in range(0, n, max(step, 1))] or [(0, 0)]
+    def split_columns(self, counts: dict[str, np.ndarray]) -> list[tuple[int, int]]:
+        """[start, stop) transaction ranges of a columnar batch whose beats fit ``depth`` on
+        every port (``counts``: each transaction's beats per port), never truncating it."""
+        n = len(next(iter(counts.values()))) if counts else 0
+        for p, c in counts.items():
+            if n and int(c.max()) > self.depth:
+                i = int(np.argmax(c))
+                raise BatchTooLarge(f"transaction {i} has {int(c[i])} beats on port {p}, more than "
+                                    f"bulk_depth={self.depth}: raise bulk_depth")
+        out, start = [], 0
+        while start < n:
+            stop = n
+            for c in counts.values():
+                ends = np.cumsum(c[start:])
+                stop = min(stop, start + int(np.searchsorted(ends, self.depth, side="right")))
+            stop = max(stop, start + 1)
+            out.append((start, stop))
+            start = stop
+        return out
 
     def load(self, encoded: list[dict[str, list[Beat]]], schedule: Schedule) -> dict:
         """Write one batch (its encoded transactions, in order) and its schedule into the
@@ -109,10 +119,10 @@ class BatchDriver(uvm_component):
             stims[pl.port.prefix], fstarts[pl.port.prefix] = stim, np.asarray(fstart, np.uint32)
         return self.load_records(len(encoded), stims, fstarts, schedule)
 
-    def load_columns(self, n: int, stims: dict[str, np.ndarray], per_txn: dict[str, int], schedule: Schedule) -> dict:
+    def load_columns(self, n: int, stims: dict[str, np.ndarray], counts: dict[str, np.ndarray],
+                     schedule: Schedule) -> dict:
         """:meth:`load` of a columnar batch (records from :meth:`encode_columns`)."""
-        fstarts = {p: np.arange(0, n * b + 1, b, dtype=np.uint32) if b else np.zeros(n + 1, np.uint32)
-                   for p, b in per_txn.items()}
+        fstarts = {p: np.concatenate([[0], np.cumsum(c)]).astype(np.uint32) for p, c in counts.items()}
         return self.load_records(n, stims, fstarts, schedule)
 
     def load_records(self, n_txns: int, stims: dict[str, np.ndarray], fstarts: dict[str, np.ndarray],

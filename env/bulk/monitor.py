@@ -136,19 +136,19 @@ class BatchMonitor(uvm_component):
                     last_in_cycle[p] = -2
 
     # -- the columnar path ------------------------------------------------------------------
-    def read_columns(self, ch: Channels, status: BatchStatus, per_txn: dict[str, int], n: int):
-        """The raw capture records of a batch of ``n`` whole transactions (``per_txn`` input
-        beats each): ({input prefix: [beats, cap_record]}, [out beats, cap_record]), or None
-        when the captures are not that (a beat count or a beat's transaction differs): such a
-        batch is published beat by beat."""
+    def read_columns(self, ch: Channels, status: BatchStatus, counts: dict[str, np.ndarray], n: int):
+        """The raw capture records of a batch of ``n`` whole transactions (``counts[prefix]``:
+        each one's input beats): ({input prefix: [beats, cap_record]}, [out beats, cap_record]),
+        or None when the captures are not that (a beat count or a beat's transaction
+        differs): such a batch is published beat by beat."""
         ins = {}
         lead = int(ch._arrays[L.RESETS][0]) if status.resets else None
         for pl in self.layout.inputs:
             p, k = pl.port.prefix, status.in_beats[pl.port.prefix]
-            if k != n * per_txn[p]:
+            if k != int(counts[p].sum()):
                 return None
             rec = ch._arrays[pl.in_cap].reshape(-1, pl.cap_record)[:k]
-            if not np.array_equal(rec[:, 1], np.repeat(np.arange(n, dtype=np.uint32), per_txn[p])):
+            if not np.array_equal(rec[:, 1], np.repeat(np.arange(n, dtype=np.uint32), counts[p])):
                 return None
             if lead is not None and k and int(rec[0, 0]) <= lead:
                 return None  # a reset after a beat went in: not a leading reset
@@ -161,7 +161,7 @@ class BatchMonitor(uvm_component):
         cycle = int(ch._arrays[L.RESETS][0])
         self.obs_ap.write(Observation(self.layout.inputs[0].port.prefix, "reset", None, self.cycle_base + cycle))
 
-    def publish_columns(self, ins: dict[str, np.ndarray], out: np.ndarray, per_txn: dict[str, int], n: int) -> None:
+    def publish_columns(self, ins: dict[str, np.ndarray], out: np.ndarray, counts: dict[str, np.ndarray], n: int) -> None:
         """Publish a reset-free batch of whole transactions as one :class:`ObservationBatch`
         (to the predictor, which registers one expectation batch with the scoreboard) and
         one :class:`OutputBatch` (to the scoreboard), with the stream statistics, stall and
@@ -175,7 +175,7 @@ class BatchMonitor(uvm_component):
             cycles[p] = c + self.cycle_base
             if p == first_port and c.size > 1 and bool((np.diff(c) == 1).any()):
                 self.state.stream_event(p, "back_to_back", 1)
-        self.obs_ap.write(ObservationBatch({p: rec[:, 3:] for p, rec in ins.items()}, cycles, dict(per_txn), n))
+        self.obs_ap.write(ObservationBatch({p: rec[:, 3:] for p, rec in ins.items()}, cycles, dict(counts), n))
         self.predictor.resolve()
         oc, stalls = out[:, 0].astype(np.int64), out[:, 1].astype(np.int64)
         self._count_many(out_prefix, oc, stalls)
@@ -183,9 +183,10 @@ class BatchMonitor(uvm_component):
             self.state.stream_event(out_prefix, "stall", int(v))
         exp = self.scoreboard.pending_batch
         if exp is not None and out.shape[0] == exp.payload.shape[0] and n:
-            early = np.flatnonzero(oc + self.cycle_base <= np.repeat(exp.cycles, exp.per_txn))
+            owner = np.repeat(np.arange(n), exp.beats)
+            early = np.flatnonzero(oc + self.cycle_base <= exp.cycles[owner])
             for k in early.tolist():
-                i = k // exp.per_txn
+                i = int(owner[k])
                 self.state.report_violation(
                     f"{out_prefix}: output beat at cycle {self.cycle_base + int(oc[k])} before the input of "
                     f"transaction #{int(exp.ids[i])} completed (cycle {int(exp.cycles[i])})")

@@ -92,13 +92,15 @@ class QuantizerUnit(Unit):
     def encode_columns(self, cols):
         codes = np.ascontiguousarray(cols["values"], dtype="<u2")  # lane i = bits [16*i +: 16]
         n = len(cols)
-        return {"in_": {"data": codes.view("<u4").reshape(n, 1, self.block // 2),
-                        "w4": (cols["elem_width"] == 4).astype(np.int64).reshape(n, 1)}}
+        return {"in_": (np.ones(n, np.int64), {"data": codes.view("<u4").reshape(n, self.block // 2),
+                                               "w4": (cols["elem_width"] == 4).astype(np.int64)})}
 
     def decode_columns(self, frames, n):
-        beat = frames["in_"]
-        codes = np.ascontiguousarray(beat["data"][:, 0, :], dtype="<u4").view("<u2").reshape(n, self.block)
-        w4 = beat["w4"][:, 0, 0]
+        beats, beat = frames["in_"]
+        if len(beats) != n or (np.asarray(beats) != 1).any():
+            raise ValueError("a quantizer transaction is one beat")
+        codes = np.ascontiguousarray(beat["data"], dtype="<u4").view("<u2").reshape(n, self.block)
+        w4 = beat["w4"][:, 0]
         return Columns(self.schema, {"elem_width": np.where(w4 == 1, 4, 8), "values": codes})
 
     def predict_columns(self, cols):
@@ -113,8 +115,8 @@ class QuantizerUnit(Unit):
                 q = quantize_mx(bf16_bits_to_float32(codes[rows]), fmt=f"mxint{w}", block_size=self.block)
                 scale[rows] = np.asarray(q.scales).reshape(rows.size)
                 elems[rows] = np.asarray(q.elements).reshape(rows.size, self.block).astype(np.uint8)
-        return {"scale": scale.reshape(n, 1), "elems": elems.view("<u4").reshape(n, 1, self.block // 4),
-                "w4": (widths == 4).astype(np.int64).reshape(n, 1)}
+        return np.ones(n, np.int64), {"scale": scale, "elems": elems.view("<u4").reshape(n, self.block // 4),
+                                      "w4": (widths == 4).astype(np.int64)}
 
     def sample_columns(self, cols):
         return cov.sample_matrix(np.asarray(cols["values"], dtype=np.uint16), np.asarray(cols["elem_width"]))

@@ -6,6 +6,7 @@ from functools import cached_property
 
 import numpy as np
 
+from mxdv.columns import Columns
 from mxdv.coverage.systolic_array import model as cov
 from mxdv.coverage.systolic_array.tile import MAX_KBLOCKS, operands
 from mxdv.refmodel.gemm import gemm_error_bound, golden_matmul, mx_matmul_bits
@@ -26,6 +27,22 @@ def _lanes_to_buses(codes: np.ndarray) -> list[int]:
     (each code as its low 8 bits)."""
     raw = np.ascontiguousarray(np.asarray(codes, dtype=np.int64).astype(np.uint8))
     return [int.from_bytes(row.tobytes(), "little") for row in raw]
+
+
+def _lane_words(codes: np.ndarray) -> np.ndarray:
+    """[beats, lanes] integer codes -> [beats, words] little-endian words, lane i = bits
+    [8*i +: 8] (each code as its low 8 bits)."""
+    raw = np.asarray(codes, dtype=np.int64).astype(np.uint8)
+    pad = (-raw.shape[1]) % 4
+    if pad:
+        raw = np.concatenate([raw, np.zeros((raw.shape[0], pad), np.uint8)], axis=1)
+    return np.ascontiguousarray(raw).view("<u4")
+
+
+def _word_lanes(words: np.ndarray, lanes: int, dtype) -> np.ndarray:
+    """The inverse of :func:`_lane_words`: [beats, words] -> [beats, lanes] codes of ``dtype``."""
+    raw = np.ascontiguousarray(np.asarray(words, dtype="<u4")).view(np.uint8).reshape(len(words), -1)
+    return raw[:, :lanes].view(dtype)
 
 
 class SystolicArrayUnit(Unit):
@@ -158,6 +175,84 @@ class SystolicArrayUnit(Unit):
     def sample(self, txn):
         return cov.sample(txn)
 
+    # -- the columnar path (bulk mode): the bus packing vectorised over tiles of any depth;
+    #    the reference model and the coverage model still run tile by tile ---------------------
+    def _beat_grid(self, counts: np.ndarray) -> np.ndarray:
+        """[n, MAX_KBLOCKS * BLOCK] mask of each tile's beats."""
+        return np.arange(MAX_KBLOCKS * self.block)[None, :] < np.asarray(counts)[:, None]
+
+    def encode_columns(self, cols):
+        """:meth:`encode` of a batch: the same beats, bus by bus, for all tiles at once."""
+        n, r, c, b = len(cols), self.rows, self.cols, self.block
+        kmax = MAX_KBLOCKS * b
+        beats = cols["kblocks"] * b
+        live = self._beat_grid(beats)
+        k = np.arange(kmax)[None, :]
+        sampled = ((k % b) == b - 1)[:, :, None]
+        a = cols["a"].transpose(0, 2, 3, 1).reshape(n, kmax, r)
+        w = cols["w"].reshape(n, kmax, c)
+        a_sc = np.repeat(cols["a_scale"].transpose(0, 2, 1), b, axis=1)
+        w_sc = np.repeat(cols["w_scale"], b, axis=1)
+        w4 = (cols["wfmt"] == 4).astype(np.int64)[:, None]
+        return {"in_": (beats, {
+            "a": _lane_words(a[live]), "a_scale": _lane_words(np.where(sampled, a_sc, a_sc ^ 0xFF)[live]),
+            "w": _lane_words(w[live]), "w_scale": _lane_words(np.where(sampled, w_sc, w_sc ^ 0xFF)[live]),
+            "wfmt": np.where(k == 0, w4, 1 - w4)[live], "last": (k == beats[:, None] - 1).astype(np.int64)[live]})}
+
+    def decode_columns(self, frames, n):
+        """:meth:`decode` of a batch, with its checks (scales on the non-sampled beats
+        inverted, ``wfmt`` after the first beat inverted) and the ``last`` flag on each tile's
+        last beat."""
+        from mxdv.env.bulk.payload import field_int
+
+        counts, f = frames["in_"]
+        counts = np.asarray(counts, dtype=np.int64)
+        r, c, b = self.rows, self.cols, self.block
+        kmax = MAX_KBLOCKS * b
+        if ((counts % b) != 0).any() or (counts < b).any() or (counts > kmax).any():
+            raise ValueError(f"a tile's beat count is not 1..{MAX_KBLOCKS} whole blocks of {b}")
+        live = self._beat_grid(counts)
+
+        def grid(values: np.ndarray, shape: tuple) -> np.ndarray:
+            g = np.zeros((n, kmax, *shape), dtype=np.int64)
+            g[live] = values
+            return g
+
+        a = grid(_word_lanes(f["a"], r, np.int8), (r,)).reshape(n, MAX_KBLOCKS, b, r)
+        w = grid(_word_lanes(f["w"], c, np.int8), (c,)).reshape(n, MAX_KBLOCKS, b, c)
+        a_sc = grid(_word_lanes(f["a_scale"], r, np.uint8), (r,)).reshape(n, MAX_KBLOCKS, b, r)
+        w_sc = grid(_word_lanes(f["w_scale"], c, np.uint8), (c,)).reshape(n, MAX_KBLOCKS, b, c)
+        block_live = live.reshape(n, MAX_KBLOCKS, b)[:, :, :-1, None]
+        for sc in (a_sc, w_sc):
+            if (block_live & (sc[:, :, :-1] != (sc[:, :, -1:] ^ 0xFF))).any():
+                raise ValueError("scale lanes of non-sampled beats are not the inverted block scales")
+        wfmt = grid(field_int(f["wfmt"]), ())
+        last = grid(field_int(f["last"]), ())
+        k = np.arange(kmax)[None, :]
+        if (live & (k > 0) & (wfmt != 1 - wfmt[:, :1])).any():
+            raise ValueError("wfmt of the beats after the first is not the inverted format")
+        if (live & (last != (k == counts[:, None] - 1))).any():
+            raise ValueError("last is not set on exactly each tile's last beat")
+        return Columns(self.schema, {
+            "wfmt": np.where(wfmt[:, 0] == 1, 4, 8), "kblocks": counts // b, "a": a.transpose(0, 3, 1, 2),
+            "a_scale": a_sc[:, :, -1, :].transpose(0, 2, 1), "w": w, "w_scale": w_sc[:, :, -1, :]})
+
+    def predict_columns(self, cols):
+        n, r = len(cols), self.rows
+        data = np.empty((n * r, self.cols), np.uint32)
+        for i, txn in enumerate(cols.views()):
+            data[i * r:(i + 1) * r] = mx_matmul_bits(*operands(txn))
+        return np.full(n, r, np.int64), {"data": data, "last": np.tile((np.arange(r) == r - 1).astype(np.int64), n)}
+
+    def sample_columns(self, cols):
+        names = tuple(self.plan.bin_names)
+        col = {name: j for j, name in enumerate(names)}
+        m = np.zeros((len(cols), len(names)), dtype=bool)
+        for i, txn in enumerate(cols.views()):
+            for name in cov.sample(txn):
+                m[i, col[name]] = True
+        return names, m
+
     work_label = "MACs"
 
     @property
@@ -166,6 +261,9 @@ class SystolicArrayUnit(Unit):
 
     def work(self, txn) -> float:
         return float(self.rows * self.cols * int(txn["kblocks"]) * self.block)
+
+    def work_columns(self, cols) -> float:
+        return float(self.rows * self.cols * self.block * int(np.asarray(cols["kblocks"]).sum()))
 
     golden_error_label = "abs error / max(|A| @ |W|, 2^-126)"
 

@@ -67,10 +67,33 @@ def test_columns_check_names_the_field_the_transaction_and_the_value():
         Columns(schema, {"values": values})
 
 
+@pytest.mark.parametrize("name", ["systolic_array", "attention"])
+def test_variable_length_fields_are_padded_and_cut_back(name):
+    unit = get_unit(name)
+    rng = np.random.default_rng(4)
+    rows = [unit.schema.random(rng) for _ in range(60)]
+    cols = check(Columns.from_rows(unit.schema, rows))
+    assert cols.rows() == rows
+    drawn = check(random_columns(unit.schema, rng, 300))
+    assert [unit.schema.normalize(t) for t in drawn.rows()] == drawn.rows()
+    sized = next(f for f in unit.schema.fields if any(isinstance(d, str) for d in f.shape))
+    lengths = {d for d in sized.shape if isinstance(d, str)}
+    assert any(len({t[d] for t in drawn.rows()}) > 1 for d in lengths)  # lengths vary
+    bad = drawn[sized.name].copy()
+    length = next(iter(lengths))
+    i = int(np.argmin(drawn[length]))
+    if int(drawn[length][i]) < unit.schema.by_name(length).hi:
+        axis = sized.shape.index(length)
+        index = [i] + [0] * len(sized.shape)
+        index[1 + axis] = int(drawn[length][i])
+        bad[tuple(index)] = 1
+        with pytest.raises(TxnError, match=f"transaction {i} of the batch: field `{sized.name}` holds non-zero"):
+            check(Columns(unit.schema, {**drawn.arrays, sized.name: bad}))
+
+
 def test_random_columns_stay_in_domain_pin_fields_and_round_trip_through_rows():
     unit = get_unit("quantizer")
     assert is_columnar(unit.schema) and unit.columnar
-    assert not is_columnar(get_unit("systolic_array").schema)  # K depth sizes its arrays
     cols = check(random_columns(unit.schema, np.random.default_rng(2), 500))
     assert set(cols["elem_width"].tolist()) == {4, 8}
     assert Columns.from_rows(unit.schema, cols.rows()).rows() == cols.rows()
@@ -92,25 +115,34 @@ def _hint_traffic(unit, n=400):
     return txns
 
 
-@pytest.mark.parametrize("spec", ["quantizer", "quantizer:BLOCK=8"])
-def test_quantizer_columnar_hooks_match_the_per_transaction_methods(spec):
+@pytest.mark.parametrize("spec", ["quantizer", "quantizer:BLOCK=8", "systolic_array", "systolic_array:R=8,C=8"])
+def test_columnar_hooks_match_the_per_transaction_methods(spec):
     unit = get_unit(spec)
-    txns = _hint_traffic(unit)
+    assert unit.columnar
+    txns = _hint_traffic(unit, 400 if unit.name == "quantizer" else 40)
     cols = Columns.from_rows(unit.schema, txns)
     n = len(txns)
     lay = L.Layout.of(unit)
     pl = lay.inputs[0]
-    enc = unit.encode_columns(cols)["in_"]
-    stim = P.pack(pl, {f: v.reshape(n, *v.shape[2:]) for f, v in enc.items()}, n)
+    counts, enc = unit.encode_columns(cols)["in_"]
+    stim = P.pack(pl, enc, int(counts.sum()))
+    assert counts.tolist() == [len(unit.encode(t)["in_"]) for t in txns]
     assert (stim == pack_beats(pl, [b for t in txns for b in unit.encode(t)["in_"]])).all()
-    frames = {"in_": {f: w.reshape(n, 1, w.shape[1]) for f, w in P.unpack(pl, stim).items()}}
-    assert unit.decode_columns(frames, n).rows() == txns
-    pred = unit.predict_columns(cols)
-    out = P.pack(lay.output, {f: v.reshape(n, *v.shape[2:]) for f, v in pred.items()}, n)
+    assert unit.decode_columns({"in_": (counts, P.unpack(pl, stim))}, n).rows() == txns
+    corrupt = P.unpack(pl, stim)
+    if "last" in corrupt:  # a flag on the wrong beat does not decode (the per-beat path takes it)
+        corrupt["last"] = corrupt["last"] ^ 1
+        with pytest.raises(ValueError, match="last"):
+            unit.decode_columns({"in_": (counts, corrupt)}, n)
+    out_counts, pred = unit.predict_columns(cols)
+    out = P.pack(lay.output, pred, int(out_counts.sum()))
+    assert out_counts.tolist() == [len(unit.predict(t)) for t in txns]
     assert (out == pack_beats(lay.output, [b for t in txns for b in unit.predict(t)])).all()
     names, m = unit.sample_columns(cols)
     assert [{names[j] for j in np.flatnonzero(row)} for row in m] == [set(unit.sample(t)) for t in txns]
     assert m.any(axis=0).sum() > 30  # the traffic reaches most bins
+    if unit.name == "systolic_array":
+        assert len({t["kblocks"] for t in txns}) > 1  # tiles of different depths in one batch
 
 
 def test_collector_matrix_sampling_counts_and_finds_first_and_goal_rows():
@@ -143,8 +175,7 @@ def test_encode_bug_is_planted_in_the_columnar_encoding_too(monkeypatch):
     install_encode_bug(unit)
     cols = random_columns(unit.schema, np.random.default_rng(3), 20)
     pl = L.Layout.of(unit).inputs[0]
-    enc = unit.encode_columns(cols)["in_"]
-    stim = P.pack(pl, {f: v.reshape(20, *v.shape[2:]) for f, v in enc.items()}, 20)
+    counts, enc = unit.encode_columns(cols)["in_"]
+    stim = P.pack(pl, enc, int(counts.sum()))
     assert (stim == pack_beats(pl, [b for t in cols.rows() for b in unit.encode(t)["in_"]])).all()
-    frames = {"in_": {f: w.reshape(20, 1, w.shape[1]) for f, w in P.unpack(pl, stim).items()}}
-    assert (unit.decode_columns(frames, 20)["values"] == cols["values"][:, ::-1]).all()
+    assert (unit.decode_columns({"in_": (counts, P.unpack(pl, stim))}, 20)["values"] == cols["values"][:, ::-1]).all()

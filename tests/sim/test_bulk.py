@@ -89,7 +89,8 @@ def test_planted_systolic_bug_caught_in_bulk_mode(run_bulk, tmp_path, monkeypatc
     (b,) = [x for x in bugs_of("systolic_array") if x.name == bug]
     for key, value in bug_env("systolic_array", b, tmp_path / "rtl").items():
         monkeypatch.setenv(key, value)
-    r = run_bulk("systolic_array", 40)
+    r = run_bulk("systolic_array", 40, reset_prob=0.0)
+    assert r["columnar_batches"] == 1, r  # the columnar path caught it
     assert r["mismatches"] or r["protocol_violations"] or r["error"], r
 
 
@@ -113,35 +114,38 @@ def test_simulator_death_mid_batch_reports_batch_and_seed_and_keeps_finished_bat
     assert "the 2 finished batch(es) checked 100 transaction(s) (100 passed, 0 mismatch(es))" in text
 
 
-def _columnar_traffic(tmp_path, n, seed=11):
+def _columnar_traffic(tmp_path, unit_name, n, seed=11):
     from mxdv.columns import random_columns
     from mxdv.sequences.replay import save_columns
 
-    unit = get_unit("quantizer")
-    return str(save_columns(tmp_path / "traffic.npz", random_columns(unit.schema, np.random.default_rng(seed), n)))
+    unit = get_unit(unit_name)
+    cols = random_columns(unit.schema, np.random.default_rng(seed), n)
+    return str(save_columns(tmp_path / f"{unit_name}.npz", cols))
 
 
-def test_columnar_and_per_transaction_paths_give_the_same_run(tmp_path, monkeypatch):
+@pytest.mark.parametrize("unit,budget,batch", [("quantizer", 900, 150), ("systolic_array", 80, 16)])
+def test_columnar_and_per_transaction_paths_give_the_same_run(tmp_path, monkeypatch, unit, budget, batch):
     """The same traffic and seed (resets, gaps and backpressure included) through the
     columnar path and through the per-transaction bulk path: the same checks, the same
-    coverage database, the same closure curve and stream statistics."""
+    coverage database, the same closure curve and stream statistics (and for the systolic
+    array, tiles of different depths in one batch, the same golden-error figures)."""
     from mxdv.coverage.collector import load_hits
     from mxdv.env.bulk.context import COLUMNAR_VAR
 
-    traffic = _columnar_traffic(tmp_path, 900)
+    traffic = _columnar_traffic(tmp_path, unit, budget)
     runs = {}
     for flag in ("0", "1"):
         monkeypatch.setenv(COLUMNAR_VAR, flag)
-        cfg = RunConfig(unit="quantizer", strategy="replay", strategy_options={"file": traffic}, seed=2, budget=900,
-                        mode="bulk", batch_size=150, stop_at_closure=False, run_dir=str(tmp_path / f"col{flag}"))
+        cfg = RunConfig(unit=unit, strategy="replay", strategy_options={"file": traffic}, seed=2, budget=budget,
+                        mode="bulk", batch_size=batch, stop_at_closure=False, run_dir=str(tmp_path / f"col{flag}"))
         r = run_one(cfg, test="StrategyRun")
         assert r["error"] is None and r["mismatches"] == 0, r["error"]
-        runs[flag] = (r, load_hits(tmp_path / f"col{flag}" / "StrategyRun" / "coverage.yml", "quantizer"))
+        runs[flag] = (r, load_hits(tmp_path / f"col{flag}" / "StrategyRun" / "coverage.yml", unit))
     (per_txn, hits0), (columnar, hits1) = runs["0"], runs["1"]
     assert per_txn["columnar_batches"] == 0 and columnar["columnar_batches"] >= 3
     assert columnar["dropped"] > 0  # a batch with a reset in it ran too (per transaction)
     for key in ("transactions", "checked", "passed", "dropped", "coverage_percent", "holes", "closure_txns",
-                "streams", "busy_cycles"):
+                "streams", "busy_cycles", "work", "golden_error"):
         assert columnar[key] == per_txn[key], key
     assert hits1 == hits0
     strip = lambda r: [p[:2] for p in r["coverage_curve"]["points"]]  # noqa: E731  (txns, coverage)
