@@ -6,7 +6,9 @@ from functools import cached_property
 
 import numpy as np
 
+from mxdv.columns import Columns
 from mxdv.coverage.attention import model as cov
+from mxdv.env.bulk.payload import lanes_to_words, words_to_lanes
 import ml_dtypes
 
 from mxdv.refmodel.attention import dense_attention, mx_attention_bits, mx_attention_error_bound
@@ -176,6 +178,87 @@ class AttentionUnit(Unit):
     def sample(self, txn):
         q, k, v = self.operands(txn)
         return cov.sample(txn, q, k, v, self.parameters)
+
+    # -- the columnar path (bulk mode): beats packed for all sequences at once; the model,
+    #    golden error and coverage model still run sequence by sequence (on array views) ------
+    def encode_columns(self, cols):
+        """:meth:`encode` of a batch (the same beats, field by field)."""
+        qrows, maxlen = self.parameters["QROWS"], self.parameters["MAXLEN"]
+        rows, keys = cols["n_rows"], cols["n_keys"]
+        r = np.arange(qrows)[None, :]
+        live_q = r < rows[:, None]
+        live_kv = np.arange(maxlen)[None, :] < keys[:, None]
+        causal, offset = cols["causal"][:, None], cols["q_offset"][:, None]
+        q = {"codes": lanes_to_words(cols["q_codes"][live_q], 8), "scales": lanes_to_words(cols["q_scales"][live_q], 8),
+             "causal": np.where(r == 0, causal, causal ^ 1)[live_q],
+             "offset": np.where(r == 0, offset, (offset + 0x1235 * r) & 0xFFFF)[live_q],
+             "last": (r == rows[:, None] - 1)[live_q].astype(np.int64)}
+        kv = {"k_codes": lanes_to_words(cols["k_codes"][live_kv], self.kb),
+              "k_scales": lanes_to_words(cols["k_scales"][live_kv], 8),
+              "v_codes": lanes_to_words(cols["v_codes"][live_kv], self.kb),
+              "v_scales": lanes_to_words(cols["v_scales"][live_kv], 8),
+              "last": (np.arange(maxlen)[None, :] == keys[:, None] - 1)[live_kv].astype(np.int64)}
+        return {"q_": (rows, q), "kv_": (keys, kv)}
+
+    def decode_columns(self, frames, n):
+        """:meth:`decode` of a batch, with its checks (rows after the first carry the inverted
+        causal flag and the shifted offset) and ``last`` on each frame's last beat."""
+        from mxdv.env.bulk.payload import field_int
+
+        qrows, maxlen = self.parameters["QROWS"], self.parameters["MAXLEN"]
+        d, nb, kb = self.d, self.nb, self.kb
+        (rows, q), (keys, kv) = frames["q_"], frames["kv_"]
+        rows, keys = np.asarray(rows, dtype=np.int64), np.asarray(keys, dtype=np.int64)
+        if (rows < 1).any() or (rows > qrows).any() or (keys < 1).any() or (keys > maxlen).any():
+            raise ValueError(f"a sequence has a row count outside 1..{qrows} or a key count outside 1..{maxlen}")
+        live_q = np.arange(qrows)[None, :] < rows[:, None]
+        live_kv = np.arange(maxlen)[None, :] < keys[:, None]
+
+        def grid(live, values, shape=()):
+            g = np.zeros((*live.shape, *shape), dtype=np.int64)
+            g[live] = values
+            return g
+
+        causal, offset = grid(live_q, field_int(q["causal"])), grid(live_q, field_int(q["offset"]))
+        r = np.arange(qrows)[None, :]
+        c0, o0 = causal[:, :1], offset[:, :1]
+        if (live_q & (r > 0) & ((causal != (c0 ^ 1)) | (offset != ((o0 + 0x1235 * r) & 0xFFFF)))).any():
+            raise ValueError("a row beat does not carry the inverted causal flag / shifted offset")
+        for live, frame, count in ((live_q, q, rows), (live_kv, kv, keys)):
+            k = np.arange(live.shape[1])[None, :]
+            if (live & (grid(live, field_int(frame["last"])) != (k == count[:, None] - 1))).any():
+                raise ValueError("last is not set on exactly each frame's last beat")
+        return Columns(self.schema, {
+            "n_rows": rows, "n_keys": keys, "causal": c0[:, 0], "q_offset": o0[:, 0],
+            "q_codes": grid(live_q, words_to_lanes(q["codes"], 8, d, signed=True), (d,)),
+            "q_scales": grid(live_q, words_to_lanes(q["scales"], 8, nb), (nb,)),
+            "k_codes": grid(live_kv, words_to_lanes(kv["k_codes"], kb, d, signed=True), (d,)),
+            "k_scales": grid(live_kv, words_to_lanes(kv["k_scales"], 8, nb), (nb,)),
+            "v_codes": grid(live_kv, words_to_lanes(kv["v_codes"], kb, d, signed=True), (d,)),
+            "v_scales": grid(live_kv, words_to_lanes(kv["v_scales"], 8, nb), (nb,))})
+
+    def predict_columns(self, cols):
+        rows = cols["n_rows"]
+        data, last = [], []
+        for txn in cols.views():
+            q, k, v = self.operands(txn)
+            bits = mx_attention_bits(q, k, v, causal=bool(txn["causal"]), q_offset=int(txn["q_offset"]),
+                                     tile=self.parameters["TILE"])
+            data.append(lanes_to_words(np.asarray(bits).reshape(txn["n_rows"], self.d), 16))
+            last.append(np.arange(txn["n_rows"]) == txn["n_rows"] - 1)
+        return rows, {"data": np.concatenate(data), "last": np.concatenate(last).astype(np.int64)}
+
+    def sample_columns(self, cols):
+        names = tuple(self.plan.bin_names)
+        col = {name: j for j, name in enumerate(names)}
+        m = np.zeros((len(cols), len(names)), dtype=bool)
+        for i, txn in enumerate(cols.views()):
+            for name in self.sample(txn):
+                m[i, col[name]] = True
+        return names, m
+
+    def work_columns(self, cols) -> float:
+        return float(np.asarray(cols["n_keys"]).sum())
 
     work_label = "keys"
 

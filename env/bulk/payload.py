@@ -80,6 +80,34 @@ def field_int(words: np.ndarray) -> np.ndarray:
     return x.astype(np.int64)
 
 
+def lanes_to_words(codes: np.ndarray, width: int) -> np.ndarray:
+    """[beats, lanes] lane codes (two's complement allowed) -> [beats, words] little-endian
+    words, lane i at bits [width*i +: width]; ``width`` divides 32."""
+    if width < 1 or 32 % width:
+        raise ValueError(f"lane width {width} does not divide 32")
+    per = 32 // width
+    c = np.asarray(codes, dtype=np.int64) & ((1 << width) - 1)
+    beats, lanes = c.shape
+    pad = (-lanes) % per
+    if pad:
+        c = np.concatenate([c, np.zeros((beats, pad), np.int64)], axis=1)
+    shifts = (np.arange(per, dtype=np.uint64) * np.uint64(width))[None, None, :]
+    return (c.reshape(beats, -1, per).astype(np.uint64) << shifts).sum(axis=2).astype(np.uint32)
+
+
+def words_to_lanes(words: np.ndarray, width: int, lanes: int, signed: bool = False) -> np.ndarray:
+    """The inverse of :func:`lanes_to_words`: [beats, words] -> [beats, lanes] int64."""
+    if width < 1 or 32 % width:
+        raise ValueError(f"lane width {width} does not divide 32")
+    per = 32 // width
+    w = np.asarray(words, dtype=np.uint64)
+    shifts = (np.arange(per, dtype=np.uint64) * np.uint64(width))[None, None, :]
+    out = ((w[:, :, None] >> shifts) & np.uint64((1 << width) - 1)).reshape(len(w), -1)[:, :lanes].astype(np.int64)
+    if signed:
+        out = np.where(out >= 1 << (width - 1), out - (1 << width), out)
+    return out
+
+
 def beat_dicts(pl: PortLayout, payload: np.ndarray) -> list[dict[str, int]]:
     """Beats as ``{field: int}`` dicts (for reports; the per-beat form of cycle mode)."""
     fields = unpack(pl, payload)

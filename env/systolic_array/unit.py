@@ -8,6 +8,7 @@ import numpy as np
 
 from mxdv.columns import Columns
 from mxdv.coverage.systolic_array import model as cov
+from mxdv.env.bulk.payload import lanes_to_words, words_to_lanes
 from mxdv.coverage.systolic_array.tile import MAX_KBLOCKS, operands
 from mxdv.refmodel.gemm import gemm_error_bound, golden_matmul, mx_matmul_bits
 from mxdv.refmodel.mx import dequantize_mx
@@ -27,22 +28,6 @@ def _lanes_to_buses(codes: np.ndarray) -> list[int]:
     (each code as its low 8 bits)."""
     raw = np.ascontiguousarray(np.asarray(codes, dtype=np.int64).astype(np.uint8))
     return [int.from_bytes(row.tobytes(), "little") for row in raw]
-
-
-def _lane_words(codes: np.ndarray) -> np.ndarray:
-    """[beats, lanes] integer codes -> [beats, words] little-endian words, lane i = bits
-    [8*i +: 8] (each code as its low 8 bits)."""
-    raw = np.asarray(codes, dtype=np.int64).astype(np.uint8)
-    pad = (-raw.shape[1]) % 4
-    if pad:
-        raw = np.concatenate([raw, np.zeros((raw.shape[0], pad), np.uint8)], axis=1)
-    return np.ascontiguousarray(raw).view("<u4")
-
-
-def _word_lanes(words: np.ndarray, lanes: int, dtype) -> np.ndarray:
-    """The inverse of :func:`_lane_words`: [beats, words] -> [beats, lanes] codes of ``dtype``."""
-    raw = np.ascontiguousarray(np.asarray(words, dtype="<u4")).view(np.uint8).reshape(len(words), -1)
-    return raw[:, :lanes].view(dtype)
 
 
 class SystolicArrayUnit(Unit):
@@ -195,8 +180,8 @@ class SystolicArrayUnit(Unit):
         w_sc = np.repeat(cols["w_scale"], b, axis=1)
         w4 = (cols["wfmt"] == 4).astype(np.int64)[:, None]
         return {"in_": (beats, {
-            "a": _lane_words(a[live]), "a_scale": _lane_words(np.where(sampled, a_sc, a_sc ^ 0xFF)[live]),
-            "w": _lane_words(w[live]), "w_scale": _lane_words(np.where(sampled, w_sc, w_sc ^ 0xFF)[live]),
+            "a": lanes_to_words(a[live], 8), "a_scale": lanes_to_words(np.where(sampled, a_sc, a_sc ^ 0xFF)[live], 8),
+            "w": lanes_to_words(w[live], 8), "w_scale": lanes_to_words(np.where(sampled, w_sc, w_sc ^ 0xFF)[live], 8),
             "wfmt": np.where(k == 0, w4, 1 - w4)[live], "last": (k == beats[:, None] - 1).astype(np.int64)[live]})}
 
     def decode_columns(self, frames, n):
@@ -218,10 +203,10 @@ class SystolicArrayUnit(Unit):
             g[live] = values
             return g
 
-        a = grid(_word_lanes(f["a"], r, np.int8), (r,)).reshape(n, MAX_KBLOCKS, b, r)
-        w = grid(_word_lanes(f["w"], c, np.int8), (c,)).reshape(n, MAX_KBLOCKS, b, c)
-        a_sc = grid(_word_lanes(f["a_scale"], r, np.uint8), (r,)).reshape(n, MAX_KBLOCKS, b, r)
-        w_sc = grid(_word_lanes(f["w_scale"], c, np.uint8), (c,)).reshape(n, MAX_KBLOCKS, b, c)
+        a = grid(words_to_lanes(f["a"], 8, r, signed=True), (r,)).reshape(n, MAX_KBLOCKS, b, r)
+        w = grid(words_to_lanes(f["w"], 8, c, signed=True), (c,)).reshape(n, MAX_KBLOCKS, b, c)
+        a_sc = grid(words_to_lanes(f["a_scale"], 8, r), (r,)).reshape(n, MAX_KBLOCKS, b, r)
+        w_sc = grid(words_to_lanes(f["w_scale"], 8, c), (c,)).reshape(n, MAX_KBLOCKS, b, c)
         block_live = live.reshape(n, MAX_KBLOCKS, b)[:, :, :-1, None]
         for sc in (a_sc, w_sc):
             if (block_live & (sc[:, :, :-1] != (sc[:, :, -1:] ^ 0xFF))).any():

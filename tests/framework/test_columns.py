@@ -115,25 +115,30 @@ def _hint_traffic(unit, n=400):
     return txns
 
 
-@pytest.mark.parametrize("spec", ["quantizer", "quantizer:BLOCK=8", "systolic_array", "systolic_array:R=8,C=8"])
+@pytest.mark.parametrize("spec", ["quantizer", "quantizer:BLOCK=8", "systolic_array", "systolic_array:R=8,C=8",
+                                  "attention", "attention:D=32", "attention:D=64,KB=4"])
 def test_columnar_hooks_match_the_per_transaction_methods(spec):
     unit = get_unit(spec)
     assert unit.columnar
     txns = _hint_traffic(unit, 400 if unit.name == "quantizer" else 40)
-    cols = Columns.from_rows(unit.schema, txns)
     n = len(txns)
+    cols = Columns.from_rows(unit.schema, txns)
     lay = L.Layout.of(unit)
-    pl = lay.inputs[0]
-    counts, enc = unit.encode_columns(cols)["in_"]
-    stim = P.pack(pl, enc, int(counts.sum()))
-    assert counts.tolist() == [len(unit.encode(t)["in_"]) for t in txns]
-    assert (stim == pack_beats(pl, [b for t in txns for b in unit.encode(t)["in_"]])).all()
-    assert unit.decode_columns({"in_": (counts, P.unpack(pl, stim))}, n).rows() == txns
-    corrupt = P.unpack(pl, stim)
-    if "last" in corrupt:  # a flag on the wrong beat does not decode (the per-beat path takes it)
-        corrupt["last"] = corrupt["last"] ^ 1
-        with pytest.raises(ValueError, match="last"):
-            unit.decode_columns({"in_": (counts, corrupt)}, n)
+    encoded = unit.encode_columns(cols)
+    frames = {}
+    for pl in lay.inputs:
+        p = pl.port.prefix
+        counts, enc = encoded[p]
+        stim = P.pack(pl, enc, int(counts.sum()))
+        assert counts.tolist() == [len(unit.encode(t)[p]) for t in txns]
+        assert (stim == pack_beats(pl, [b for t in txns for b in unit.encode(t)[p]])).all()
+        frames[p] = (counts, P.unpack(pl, stim))
+    assert unit.decode_columns(frames, n).rows() == txns
+    for p, (counts, fields) in frames.items():
+        if "last" in fields:  # a flag on the wrong beat does not decode (the per-beat path takes it)
+            bad = {**frames, p: (counts, {**fields, "last": fields["last"] ^ 1})}
+            with pytest.raises(ValueError, match="last"):
+                unit.decode_columns(bad, n)
     out_counts, pred = unit.predict_columns(cols)
     out = P.pack(lay.output, pred, int(out_counts.sum()))
     assert out_counts.tolist() == [len(unit.predict(t)) for t in txns]
@@ -141,8 +146,9 @@ def test_columnar_hooks_match_the_per_transaction_methods(spec):
     names, m = unit.sample_columns(cols)
     assert [{names[j] for j in np.flatnonzero(row)} for row in m] == [set(unit.sample(t)) for t in txns]
     assert m.any(axis=0).sum() > 30  # the traffic reaches most bins
-    if unit.name == "systolic_array":
-        assert len({t["kblocks"] for t in txns}) > 1  # tiles of different depths in one batch
+    sizes = [f.name for f in unit.schema.fields if any(f.name in g.shape for g in unit.schema.fields)]
+    for size in sizes:  # transactions of different lengths in one batch
+        assert len({t[size] for t in txns}) > 1, size
 
 
 def test_collector_matrix_sampling_counts_and_finds_first_and_goal_rows():

@@ -123,12 +123,12 @@ def _columnar_traffic(tmp_path, unit_name, n, seed=11):
     return str(save_columns(tmp_path / f"{unit_name}.npz", cols))
 
 
-@pytest.mark.parametrize("unit,budget,batch", [("quantizer", 900, 150), ("systolic_array", 80, 16)])
+@pytest.mark.parametrize("unit,budget,batch", [("quantizer", 900, 150), ("systolic_array", 80, 16), ("attention", 40, 8)])
 def test_columnar_and_per_transaction_paths_give_the_same_run(tmp_path, monkeypatch, unit, budget, batch):
     """The same traffic and seed (resets, gaps and backpressure included) through the
     columnar path and through the per-transaction bulk path: the same checks, the same
-    coverage database, the same closure curve and stream statistics (and for the systolic
-    array, tiles of different depths in one batch, the same golden-error figures)."""
+    coverage database, the same closure curve, stream statistics and golden-error figures
+    (the systolic array and attention: transactions of different lengths in one batch)."""
     from mxdv.coverage.collector import load_hits
     from mxdv.env.bulk.context import COLUMNAR_VAR
 
