@@ -134,6 +134,7 @@ class StrategyTest(uvm_test):
             "streams": self.env.stream_stats(),
             "stimulus_mismatches": self.env.predictor.stimulus_mismatches,
             "busy_cycles": ctx.busy_cycles, "work": ctx.work, "work_label": self.unit.work_label,
+            "bulk_batches": getattr(ctx, "batches_run", None),
             "columnar_batches": getattr(ctx, "columnar_batches", None),
             "golden_error": (None if stats.golden.as_dict() is None else
                              {"label": self.unit.golden_error_label, **stats.golden.as_dict()}),

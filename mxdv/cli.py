@@ -284,6 +284,9 @@ def _print_summary(r: dict) -> None:
               f"max error/bound {g['max_bound_ratio']:.3f}" + (f", {g['over_bound']} OVER the bound" if g["over_bound"] else ""))
     if r.get("busy_cycles"):
         print(f"  busy cycles  {r['busy_cycles']} ({r['work'] / r['busy_cycles']:.4g} {r.get('work_label', 'work')} per cycle)")
+    if r.get("bulk_batches"):
+        print(f"  bulk         {r['bulk_batches']} batch(es), {r.get('columnar_batches') or 0} on the columnar path "
+              f"(the others had a reset in their traffic or were checked beat by beat)")
     print(f"  wall time    {r['wall_s']:.1f}s in simulation ({r['txn_per_s']} txn/s), {r['sim_wall_s']:.1f}s total")
     print(f"  results      {r['run_dir']}")
 
