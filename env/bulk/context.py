@@ -312,14 +312,14 @@ class BulkRunContext(RunContext):
             if status.reason == L.DONE and status.resets == (1 if sched.rst[:1].any() else 0):
                 captured = mon.read_columns(drv.channels, status, counts, n)
             if captured is not None:
-                return self._publish_columns(ids, cols, captured, counts, status, loaded)
+                return self._publish_columns(ids, cols, captured, counts, status)
             batch = cols.rows()  # not whole transactions: published beat by beat, checked as such
             for tid, txn in zip(ids, batch):
                 self.results[tid] = TxnResult(tid, txn, "pending")
             self._waiting = set(ids)
         return self._publish_rows(ids, batch, status, loaded)
 
-    def _publish_columns(self, ids, cols: Columns, captured, counts, status, loaded) -> list[TxnResult]:
+    def _publish_columns(self, ids, cols: Columns, captured, counts, status) -> list[TxnResult]:
         drv, mon = self.env.batch_driver, self.env.batch_monitor
         id_array = np.asarray(ids, dtype=np.int64)
         results = self._columnar_results = ColumnarResults(self, id_array, cols)
