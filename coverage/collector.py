@@ -19,7 +19,7 @@ import numpy as np
 import yaml
 from cocotb_coverage.coverage import CoverPoint, coverage_db, merge_coverage
 
-from mxdv.coverage.plan import CoveragePlan, check_hits, percent, uncovered
+from mxdv.coverage.plan import CoveragePlan, check_hits, hit_matrix, percent, uncovered
 
 
 @dataclass
@@ -80,13 +80,7 @@ class CoverageCollector:
         its cover points are independent, each bin's count is all it keeps): the same database
         as one sample each, at a fraction of the cost (bulk mode samples thousands of
         transactions per batch)."""
-        names = self.plan.bin_names
-        col = {n: j for j, n in enumerate(names)}
-        matrix = np.zeros((len(hit_sets), len(names)), dtype=bool)
-        for i, hs in enumerate(hit_sets):
-            for n in check_hits(self.plan, hs):
-                matrix[i, col[n]] = True
-        return self.sample_matrix(tuple(names), matrix)
+        return self.sample_matrix(*hit_matrix(self.plan, hit_sets))
 
     def sample_matrix(self, names: tuple[str, ...], matrix: np.ndarray) -> "BatchSample":
         """Record ``matrix.shape[0]`` samples given as a boolean matrix: sample ``i`` hit bin

@@ -289,3 +289,16 @@ def check_hits(plan: CoveragePlan, hit_names: Iterable[str]) -> set[str]:
     if unknown:
         raise KeyError(f"coverage model of {plan.unit} reported unknown bins {sorted(unknown)}")
     return hit
+
+
+def hit_matrix(plan: CoveragePlan, hit_sets: Iterable[Iterable[str]]) -> tuple[tuple[str, ...], np.ndarray]:
+    """Samples given as sets of bin names (each checked with :func:`check_hits`) as (the
+    plan's bin names, bool matrix [samples, bins]): the form ``Unit.sample_columns`` returns
+    and ``CoverageCollector.sample_matrix`` takes."""
+    names = tuple(plan.bin_names)
+    col = {n: j for j, n in enumerate(names)}
+    rows = [[col[n] for n in check_hits(plan, hs)] for hs in hit_sets]
+    matrix = np.zeros((len(rows), len(names)), dtype=bool)
+    for i, js in enumerate(rows):
+        matrix[i, js] = True
+    return names, matrix

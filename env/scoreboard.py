@@ -186,7 +186,7 @@ class BitExactScoreboard(uvm_subscriber):
                 self.write(beat)
             return
         n = len(exp.ids)
-        first = np.concatenate([[0], np.cumsum(exp.beats)])
+        first = P.frame_starts(exp.beats)
         owner = np.repeat(np.arange(n), exp.beats)
         beat_ok = (out.payload == exp.payload).all(axis=1)
         bad = np.flatnonzero(~beat_ok)
@@ -218,7 +218,7 @@ class BitExactScoreboard(uvm_subscriber):
     def _materialize(self, exp) -> None:
         """An expectation batch as per-transaction expectations (for the per-beat check)."""
         beats = P.beat_dicts(Layout.of(self.unit).output, exp.payload)
-        first = np.concatenate([[0], np.cumsum(exp.beats)]).tolist()
+        first = P.frame_starts(exp.beats).tolist()
         for i, (seen, meant) in enumerate(zip(exp.seen.rows(), exp.meant.rows())):
             self.pending.append(Expectation(int(exp.ids[i]), seen, beats[first[i]:first[i + 1]],
                                             failed=bool(exp.failed[i]), meant=meant, cycle=int(exp.cycles[i])))

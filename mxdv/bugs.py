@@ -75,7 +75,7 @@ def _corrupt_columns(unit, bug: EncodeBug, encoded: dict, n: int) -> dict:
     first, beats = {}, {}
     for prefix, (counts, fields) in encoded.items():
         counts = np.asarray(counts, dtype=np.int64)
-        first[prefix] = np.concatenate([[0], np.cumsum(counts)]).tolist()
+        first[prefix] = P.frame_starts(counts).tolist()
         beats[prefix] = P.beat_dicts(layout[prefix], P.pack(layout[prefix], fields, int(counts.sum())))
     out: dict[str, tuple[list, list]] = {p: ([], []) for p in encoded}
     for t in range(n):

@@ -8,6 +8,7 @@ import numpy as np
 
 from mxdv.columns import Columns
 from mxdv.coverage.attention import model as cov
+from mxdv.coverage.plan import hit_matrix
 from mxdv.env.bulk.payload import lanes_to_words, words_to_lanes
 import ml_dtypes
 
@@ -249,13 +250,7 @@ class AttentionUnit(Unit):
         return rows, {"data": np.concatenate(data), "last": np.concatenate(last).astype(np.int64)}
 
     def sample_columns(self, cols):
-        names = tuple(self.plan.bin_names)
-        col = {name: j for j, name in enumerate(names)}
-        m = np.zeros((len(cols), len(names)), dtype=bool)
-        for i, txn in enumerate(cols.views()):
-            for name in self.sample(txn):
-                m[i, col[name]] = True
-        return names, m
+        return hit_matrix(self.plan, (self.sample(txn) for txn in cols.views()))
 
     def work_columns(self, cols) -> float:
         return float(np.asarray(cols["n_keys"]).sum())

@@ -15,6 +15,7 @@ from cocotb.triggers import ValueChange
 
 from mxdv.env.agents.valid_ready import Backpressure, Idle
 from mxdv.env.bulk import layout as L
+from mxdv.env.bulk import payload as P
 from mxdv.env.bulk.schedule import random_schedule
 from mxdv.columns import Columns
 from mxdv.env.run_context import AFTER_RESET_TXNS, DrainTimeout, RunContext, TxnResult
@@ -164,8 +165,8 @@ class BulkRunContext(RunContext):
         self._curve_point()
 
     def _covered(self) -> int:
-        hits = self.collector.hits()
-        return sum(1 for b in self.unit.plan.bins if hits.get(b.name, 0) >= b.at_least)
+        """Bins at their goal now."""
+        return len(self.unit.plan.bins) - len(self.collector.uncovered())
 
     def _advance(self, sampled, positions: np.ndarray, n: int, covered: int) -> None:
         """Count ``n`` completed transactions, of which those at ``positions`` were sampled
@@ -243,7 +244,7 @@ class BulkRunContext(RunContext):
         out: list = []
         if cols is not None:
             stims, counts = drv.encode_columns(cols)
-            first = {p: np.concatenate([[0], np.cumsum(c)]) for p, c in counts.items()}
+            first = {p: P.frame_starts(c) for p, c in counts.items()}
             for start, stop in drv.split_columns(counts):
                 part = {p: s[first[p][start]: first[p][stop]].copy() for p, s in stims.items()}
                 for s in part.values():
@@ -285,9 +286,7 @@ class BulkRunContext(RunContext):
             self.work += self.unit.work_columns(cols)
             beats = [len(stims[pl.port.prefix]) for pl in drv.layout.inputs]
         else:
-            for tid, txn in zip(ids, batch):
-                self.results[tid] = TxnResult(tid, txn, "pending")
-            self._waiting = set(ids)
+            self._register_rows(ids, batch)
             self.work += sum(self.unit.work(t) for t in batch)
             beats = [sum(len(e.get(pl.port.prefix, [])) for e in encoded) for pl in drv.layout.inputs]
         idle, bp = Idle(prob=self.cfg.idle_prob), Backpressure(prob=self.cfg.backpressure_prob)
@@ -314,10 +313,14 @@ class BulkRunContext(RunContext):
             if captured is not None:
                 return self._publish_columns(ids, cols, captured, counts, status)
             batch = cols.rows()  # not whole transactions: published beat by beat, checked as such
-            for tid, txn in zip(ids, batch):
-                self.results[tid] = TxnResult(tid, txn, "pending")
-            self._waiting = set(ids)
+            self._register_rows(ids, batch)
         return self._publish_rows(ids, batch, status, loaded)
+
+    def _register_rows(self, ids: list[int], txns: list[Txn]) -> None:
+        """A batch published per transaction: its results, pending until checked or dropped."""
+        for tid, txn in zip(ids, txns):
+            self.results[tid] = TxnResult(tid, txn, "pending")
+        self._waiting = set(ids)
 
     def _publish_columns(self, ids, cols: Columns, captured, counts, status) -> list[TxnResult]:
         drv, mon = self.env.batch_driver, self.env.batch_monitor

@@ -90,13 +90,12 @@ class BatchDriver(uvm_component):
                 i = int(np.argmax(c))
                 raise BatchTooLarge(f"transaction {i} has {int(c[i])} beats on port {p}, more than "
                                     f"bulk_depth={self.depth}: raise bulk_depth")
+        firsts = [P.frame_starts(c) for c in counts.values()]
         out, start = [], 0
         while start < n:
-            stop = n
-            for c in counts.values():
-                ends = np.cumsum(c[start:])
-                stop = min(stop, start + int(np.searchsorted(ends, self.depth, side="right")))
-            stop = max(stop, start + 1)
+            # the most transactions from ``start`` whose beats fit ``depth`` on every port
+            stop = min((int(np.searchsorted(f, f[start] + self.depth, side="right")) - 1 for f in firsts), default=n)
+            stop = min(max(stop, start + 1), n)
             out.append((start, stop))
             start = stop
         return out
@@ -122,7 +121,7 @@ class BatchDriver(uvm_component):
     def load_columns(self, n: int, stims: dict[str, np.ndarray], counts: dict[str, np.ndarray],
                      schedule: Schedule) -> dict:
         """:meth:`load` of a columnar batch (records from :meth:`encode_columns`)."""
-        fstarts = {p: np.concatenate([[0], np.cumsum(c)]).astype(np.uint32) for p, c in counts.items()}
+        fstarts = {p: P.frame_starts(c).astype(np.uint32) for p, c in counts.items()}
         return self.load_records(n, stims, fstarts, schedule)
 
     def load_records(self, n_txns: int, stims: dict[str, np.ndarray], fstarts: dict[str, np.ndarray],

@@ -80,6 +80,12 @@ def field_int(words: np.ndarray) -> np.ndarray:
     return x.astype(np.int64)
 
 
+def frame_starts(counts) -> np.ndarray:
+    """Each transaction's first beat index from its beat count, plus one entry past the end
+    (``[0, c0, c0 + c1, ...]``, int64)."""
+    return np.concatenate([[0], np.cumsum(np.asarray(counts, dtype=np.int64))]).astype(np.int64)
+
+
 def lanes_to_words(codes: np.ndarray, width: int) -> np.ndarray:
     """[beats, lanes] lane codes (two's complement allowed) -> [beats, words] little-endian
     words, lane i at bits [width*i +: width]; ``width`` divides 32."""

@@ -7,6 +7,7 @@ from functools import cached_property
 import numpy as np
 
 from mxdv.columns import Columns
+from mxdv.coverage.plan import hit_matrix
 from mxdv.coverage.systolic_array import model as cov
 from mxdv.env.bulk.payload import lanes_to_words, words_to_lanes
 from mxdv.coverage.systolic_array.tile import MAX_KBLOCKS, operands
@@ -230,13 +231,7 @@ class SystolicArrayUnit(Unit):
         return np.full(n, r, np.int64), {"data": data, "last": np.tile((np.arange(r) == r - 1).astype(np.int64), n)}
 
     def sample_columns(self, cols):
-        names = tuple(self.plan.bin_names)
-        col = {name: j for j, name in enumerate(names)}
-        m = np.zeros((len(cols), len(names)), dtype=bool)
-        for i, txn in enumerate(cols.views()):
-            for name in cov.sample(txn):
-                m[i, col[name]] = True
-        return names, m
+        return hit_matrix(self.plan, (cov.sample(txn) for txn in cols.views()))
 
     work_label = "MACs"
 
