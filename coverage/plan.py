@@ -18,7 +18,7 @@ from __future__ import annotations
 
 from dataclasses import dataclass, field
 from functools import cached_property
-from typing import Callable, Iterable
+from typing import Any, Callable, Iterable, Mapping
 
 import numpy as np
 
@@ -301,4 +301,16 @@ def hit_matrix(plan: CoveragePlan, hit_sets: Iterable[Iterable[str]]) -> tuple[t
     matrix = np.zeros((len(rows), len(names)), dtype=bool)
     for i, js in enumerate(rows):
         matrix[i, js] = True
+    return names, matrix
+
+
+def bin_matrix(plan: CoveragePlan, columns: Mapping[str, Any], n: int) -> tuple[tuple[str, ...], np.ndarray]:
+    """A vectorised model's ``{bin name: bool [n]}`` (bins it leaves out: not hit) as the
+    (names, matrix) of :func:`hit_matrix`; unknown names are rejected as by :func:`check_hits`."""
+    names = tuple(plan.bin_names)
+    check_hits(plan, columns)
+    col = {name: j for j, name in enumerate(names)}
+    matrix = np.zeros((n, len(names)), dtype=bool)
+    for name, hit in columns.items():
+        matrix[:, col[name]] = np.asarray(hit, dtype=bool)
     return names, matrix

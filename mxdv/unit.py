@@ -223,6 +223,13 @@ class Unit(ABC):
         """
         return None
 
+    def golden_error_columns(self, cols, beats, fields):
+        """:meth:`golden_error` of a batch of transactions that passed (the columnar path):
+        ``cols`` their ``Columns``, ``beats`` [n] their output beat counts, ``fields`` the output
+        port's {field: [total beats, words] uint32} in order. Returns ``(error, bound)`` over all
+        of them, or None. A unit that leaves it is measured one transaction at a time."""
+        raise NotImplementedError
+
     def format_txn(self, txn: Txn) -> str:
         """Human-readable transaction for mismatch reports (hex)."""
         parts = []

@@ -37,6 +37,9 @@ __all__ = [
     "mx_matmul",
     "mx_matmul_bits",
     "mx_matmul_trace",
+    "mx_matmul_tiles",
+    "mx_matmul_tiles_trace",
+    "golden_matmul_tiles",
 ]
 
 #: The output code of every NaN result (sign 0, exponent 0xFF, quiet bit set, payload 0).
@@ -197,6 +200,12 @@ def gemm_error_bound(a: MXTensor, w: MXTensor) -> np.ndarray:
         np.abs(np.asarray(dequantize_mx(a), dtype=np.float64)),
         np.abs(np.asarray(dequantize_mx(w), dtype=np.float64)),
     )
+    return _error_bound(mag, nblocks, k)
+
+
+def _error_bound(mag, nblocks, k):
+    """``(gamma32(nb) + gamma64(K)) * P + nb * 2**-149`` (:func:`gemm_error_bound`); ``nblocks``
+    and ``k`` may be arrays that broadcast against ``mag``."""
     u32, u64 = 2.0**-24, 2.0**-53
     gamma = nblocks * u32 / (1 - nblocks * u32) + k * u64 / (1 - k * u64)
     return gamma * mag + nblocks * 2.0**-149
@@ -228,35 +237,73 @@ class GemmTrace:
 ROUND_NOT_FINITE, ROUND_EXACT, ROUND_BELOW_HALF, ROUND_TIE_EVEN, ROUND_TIE_ODD, ROUND_ABOVE_HALF = -1, 0, 1, 2, 3, 4
 
 
-def _dyadic(x: float) -> tuple[int, int]:
-    """x == m * 2**e exactly (x finite)."""
-    n, d = float(x).as_integer_ratio()
-    return n, -(d.bit_length() - 1)
+def _bit_length(x: np.ndarray) -> np.ndarray:
+    """``int.bit_length`` of int64 values in 0 .. 2**62, elementwise."""
+    x = np.asarray(x, dtype=np.int64)
+    e = np.frexp(x.astype(np.float64))[1].astype(np.int64)  # may round up to the next power
+    e = e - ((x > 0) & (x < np.left_shift(np.int64(1), np.maximum(e - 1, 0))))
+    return np.where(x == 0, 0, e)
+
+
+def _fp32_parts(x: np.ndarray) -> tuple[np.ndarray, np.ndarray]:
+    """FP32 values (finite) as exact ``(m, e)`` int64 with x == m * 2**e, |m| < 2**24."""
+    bits = np.asarray(x, dtype=np.float32).view(np.uint32).astype(np.int64)
+    field, frac = (bits >> 23) & 0xFF, bits & 0x7FFFFF
+    mag = np.where(field > 0, frac | (1 << 23), frac)
+    return np.where(bits >> 31 == 1, -mag, mag), np.where(field > 0, field - 150, -149)
+
+
+def _aligned(m: np.ndarray, e: np.ndarray, unit: np.ndarray) -> np.ndarray:
+    """|m| * 2**e in units of 2**(unit - 1), the bits below 2**unit jammed into one sticky
+    bit (int64; callers keep ``e + bit_length(m) <= unit + 60``)."""
+    mag = np.abs(m)
+    up = np.clip(e - unit, 0, 62)
+    down = np.clip(unit - e, 0, 63)
+    kept = np.where(e >= unit, np.left_shift(mag, up), np.right_shift(mag, np.minimum(down, 62)))
+    kept = np.where(down >= 63, 0, kept)
+    lost = np.where(e >= unit, 0, np.where(down >= 63, mag, mag & (np.left_shift(np.int64(1), np.minimum(down, 62)) - 1)))
+    return 2 * kept + (lost != 0)
 
 
 def fp32_sum_rounding(prev: np.ndarray, sums: np.ndarray, exps: np.ndarray) -> np.ndarray:
-    """Per element, how RNE_fp32(prev + S * 2**e) rounds (``ROUND_*``), from the exact sum
-    (Python integers: prev is an FP32 value, S an integer block sum)."""
+    """Per element, how RNE_fp32(prev + S * 2**e) rounds (``ROUND_*``), from the exact sum.
+
+    ``prev`` holds FP32 values, ``sums`` integer block sums (|S| < 2**40), ``exps`` their
+    exponents. Vectorised with int64 arithmetic: both operands are placed in a 61-bit window
+    below the larger one's top bit, the bits of the smaller one that fall below the window
+    jammed into one sticky bit. That keeps every comparison with the rounding point exact: when
+    bits are jammed, the smaller operand lies wholly below the window, the result's top bit is
+    at most one below the larger operand's, and the rounding point is >= 36 bits above the
+    sticky bit (the guard/round/sticky argument of floating-point adders).
+    """
     prev = np.asarray(prev, dtype=np.float64)
+    sums = np.asarray(sums, dtype=np.int64)
+    exps = np.asarray(exps, dtype=np.int64)
+    prev, sums, exps = np.broadcast_arrays(prev, sums, exps)
     out = np.full(prev.shape, ROUND_EXACT, dtype=np.int8)
-    out[~np.isfinite(prev)] = ROUND_NOT_FINITE
-    live = np.isfinite(prev) & ((prev != 0) | (sums != 0))
-    for idx in zip(*np.nonzero(live)):
-        pm, pe = _dyadic(prev[idx])
-        s, e = int(sums[idx]), int(exps[idx])
-        lo = min(pe, e)
-        total = (pm << (pe - lo)) + (s << (e - lo))
-        mag = abs(total)
-        if mag == 0:
-            continue
-        top = lo + mag.bit_length() - 1
-        shift = max(top - 23, -149) - lo
-        if shift <= 0:
-            continue
-        mant, rem, half = mag >> shift, mag & ((1 << shift) - 1), 1 << (shift - 1)
-        if rem:
-            out[idx] = (ROUND_BELOW_HALF if rem < half else ROUND_ABOVE_HALF if rem > half
-                        else ROUND_TIE_ODD if mant & 1 else ROUND_TIE_EVEN)
+    finite = np.isfinite(prev)
+    out[~finite] = ROUND_NOT_FINITE
+    live = finite & ((prev != 0) | (sums != 0))
+    if not live.any():
+        return out
+    pm, pe = _fp32_parts(np.where(live, prev, 0.0)[live])
+    s, e = sums[live], exps[live]
+    ptop = np.where(pm != 0, pe + _bit_length(np.abs(pm)) - 1, np.iinfo(np.int64).min // 4)
+    stop = np.where(s != 0, e + _bit_length(np.abs(s)) - 1, np.iinfo(np.int64).min // 4)
+    unit = np.maximum(ptop, stop) - 59                      # the window's lowest bit is 2**(unit-1)
+    total = np.sign(pm) * _aligned(pm, pe, unit) + np.sign(s) * _aligned(s, e, unit)
+    mag = np.abs(total)
+    top = unit - 1 + _bit_length(mag) - 1
+    shift = np.maximum(top - 23, -149) - (unit - 1)
+    rounds = (mag != 0) & (shift > 0)
+    sh = np.clip(shift, 1, 62)
+    mant = np.right_shift(mag, sh)
+    rem = mag & (np.left_shift(np.int64(1), sh) - 1)
+    half = np.left_shift(np.int64(1), sh - 1)
+    kind = np.where(rem < half, ROUND_BELOW_HALF,
+                    np.where(rem > half, ROUND_ABOVE_HALF, np.where(mant & 1, ROUND_TIE_ODD, ROUND_TIE_EVEN)))
+    kind = np.where(rounds & (rem != 0), kind, ROUND_EXACT)
+    out[live] = kind.astype(np.int8)
     return out
 
 
@@ -271,41 +318,149 @@ def mx_matmul_trace(a: MXTensor, w: MXTensor) -> GemmTrace:
     _, nblocks, block = _check_operands(a, w)
     lead = np.shape(a.elements)[:-1]
     n = np.shape(w.elements)[1]
-    row_scale, col_scale = _scale_factors(a, w, nblocks)
-    values = _block_sums(a, w, nblocks, block).astype(np.float64) * row_scale.T[:, :, None] * col_scale[:, None, :]
-    wa, ww = _mxint_width(a.fmt, "a"), _mxint_width(w.fmt, "w")
-    e = (
-        np.asarray(a.scales, dtype=np.int64).reshape(-1, nblocks).T[:, :, None]
-        + np.asarray(w.scales, dtype=np.int64).reshape(nblocks, n)[:, None, :]
-        + block_exponent_offset(f"mxint{wa}", f"mxint{ww}")
-    )
-    sums = np.rint(np.ldexp(values, -e)).astype(np.int64)
-    accs = np.empty(values.shape, dtype=np.float32)
-    shifts = np.full(values.shape, -1, dtype=np.int64)
-    overflow = np.zeros(values.shape, dtype=bool)
-    rounding = np.empty(values.shape, dtype=np.int8)
-    acc = np.zeros(values.shape[1:], dtype=np.float32)
+    tr = mx_matmul_tiles_trace(
+        np.asarray(a.elements, dtype=np.int64).reshape(1, -1, nblocks, block),
+        np.asarray(a.scales, dtype=np.int64).reshape(1, -1, nblocks),
+        np.asarray(w.elements, dtype=np.int64).reshape(1, nblocks, block, n),
+        np.asarray(w.scales, dtype=np.int64).reshape(1, nblocks, n),
+        w_width=_mxint_width(w.fmt, "w"), a_width=_mxint_width(a.fmt, "a"))
+    shape = (nblocks, *lead, n)
+    return GemmTrace(**{k: (getattr(tr, k)[0].reshape((*lead, n)) if k in ("nan", "out_bits")
+                            else getattr(tr, k)[0].reshape(shape))
+                        for k in ("block_sums", "block_exponents", "acc_bits", "alignment_shift",
+                                  "overflow", "nan", "out_bits", "rounding")})
+
+
+# -- many independent tiles at once (the systolic array's transactions, bulk mode) ----------
+def _tile_operands(a_codes, a_scales, w_codes, w_scales, w_width, nblocks, a_width):
+    """Validated int64 operands of :func:`mx_matmul_tiles` and the per-tile widths and live
+    block mask [n, KB]."""
+    a_codes, a_scales = np.asarray(a_codes, dtype=np.int64), np.asarray(a_scales, dtype=np.int64)
+    w_codes, w_scales = np.asarray(w_codes, dtype=np.int64), np.asarray(w_scales, dtype=np.int64)
+    if a_codes.ndim != 4 or w_codes.ndim != 4:
+        raise ValueError(f"a_codes must be [n, M, KB, B] and w_codes [n, KB, B, N], got shapes "
+                         f"{a_codes.shape} and {w_codes.shape}")
+    n, m, kb, b = a_codes.shape
+    if w_codes.shape[:3] != (n, kb, b):
+        raise ValueError(f"w_codes shape {w_codes.shape} does not match a_codes shape {a_codes.shape} "
+                         "(n, KB and B must agree)")
+    cols = w_codes.shape[3]
+    if a_scales.shape != (n, m, kb):
+        raise ValueError(f"a_scales must have shape {(n, m, kb)}, got {a_scales.shape}")
+    if w_scales.shape != (n, kb, cols):
+        raise ValueError(f"w_scales must have shape {(n, kb, cols)}, got {w_scales.shape}")
+    ww = np.broadcast_to(np.asarray(w_width, dtype=np.int64), (n,))
+    if ((ww < 2) | (ww > 8)).any() or not 2 <= int(a_width) <= 8:
+        raise ValueError(f"w_width and a_width must be MXINT widths 2..8, got {sorted(set(ww.tolist()))} "
+                         f"and {a_width}")
+    live_blocks = np.broadcast_to(np.asarray(kb if nblocks is None else nblocks, dtype=np.int64), (n,))
+    if ((live_blocks < 1) | (live_blocks > kb)).any():
+        raise ValueError(f"nblocks must be in 1..{kb}, got {sorted(set(live_blocks.tolist()))}")
+    live = np.arange(kb)[None, :] < live_blocks[:, None]
+    return a_codes, a_scales, w_codes, w_scales, ww, live
+
+
+def _tile_block_values(a_codes, a_scales, w_codes, w_scales, ww, live, a_width):
+    """S_b [n, KB, M, N] (int64), e_b (int64) and T_b = S_b * 2**e_b (float64, exact), zero
+    in blocks that are not live."""
+    b = a_codes.shape[3]
+    exact32 = b * 2 ** (int(a_width) - 1) * 2 ** (int(ww.max(initial=2)) - 1) <= 2**24
+    dtype = np.float32 if exact32 else np.float64
+    sums = np.matmul(a_codes.transpose(0, 2, 1, 3).astype(dtype), w_codes.astype(dtype)).astype(np.int64)
+    sums *= live[:, :, None, None]
+    offset = -254 - (int(a_width) - 2) - (ww - 2)
+    e = a_scales.transpose(0, 2, 1)[:, :, :, None] + w_scales[:, :, None, :] + offset[:, None, None, None]
+    return sums, e, np.ldexp(sums.astype(np.float64), e)
+
+
+def _tile_nan(a_scales, w_scales, live) -> np.ndarray:
+    a_nan = ((a_scales == _E8M0_NAN) & live[:, None, :]).any(axis=2)   # [n, M]
+    w_nan = ((w_scales == _E8M0_NAN) & live[:, :, None]).any(axis=1)   # [n, N]
+    return a_nan[:, :, None] | w_nan[:, None, :]
+
+
+def mx_matmul_tiles(a_codes, a_scales, w_codes, w_scales, *, w_width=8, nblocks=None, a_width=8) -> np.ndarray:
+    """:func:`mx_matmul_bits` of ``n`` independent tiles at once: uint32 [n, M, N].
+
+    ``a_codes`` [n, M, KB, B] and ``w_codes`` [n, KB, B, N] are element codes (already the
+    values the array multiplies: MXINT4 codes sign-extended), ``a_scales`` [n, M, KB] and
+    ``w_scales`` [n, KB, N] E8M0 codes; ``w_width`` (scalar or [n]) the weight MXINT width;
+    ``nblocks`` ([n], default KB) how many leading K blocks of each tile take part: the rest is
+    padding and is ignored, whatever it holds.
+    """
+    a_codes, a_scales, w_codes, w_scales, ww, live = _tile_operands(
+        a_codes, a_scales, w_codes, w_scales, w_width, nblocks, a_width)
+    _, _, t = _tile_block_values(a_codes, a_scales, w_codes, w_scales, ww, live, a_width)
+    acc = np.zeros((t.shape[0], *t.shape[2:]), dtype=np.float32)
     with np.errstate(over="ignore"):
-        for b in range(nblocks):
-            rounding[b] = np.where(np.isfinite(values[b]), fp32_sum_rounding(acc, sums[b], e[b]), ROUND_NOT_FINITE)
-            both = (acc != 0) & np.isfinite(acc) & (values[b] != 0)
-            shift = np.abs(_top_exponent(acc.astype(np.float64)) - _top_exponent(values[b]))
-            shifts[b] = np.where(both, shift, -1)
-            new = (acc.astype(np.float64) + values[b]).astype(np.float32)
-            overflow[b] = np.isinf(new) & np.isfinite(acc)
-            acc = new
-            accs[b] = acc
-    nan = _nan_mask(a, w, nblocks)
+        for k in range(t.shape[1]):
+            new = (acc.astype(np.float64) + t[:, k]).astype(np.float32)
+            acc = np.where(live[:, k, None, None], new, acc)
+    bits = acc.view(np.uint32)
+    bits[_tile_nan(a_scales, w_scales, live)] = FP32_CANONICAL_NAN
+    return bits
+
+
+def mx_matmul_tiles_trace(a_codes, a_scales, w_codes, w_scales, *, w_width=8, nblocks=None, a_width=8) -> GemmTrace:
+    """:func:`mx_matmul_tiles` with every intermediate, as a :class:`GemmTrace` whose arrays
+    carry the tile first: ``[n, KB, M, N]`` (``nan`` and ``out_bits`` ``[n, M, N]``). In the
+    padding blocks of a tile the block sum is 0, the accumulator holds its last value, the
+    alignment shift is -1, there is no overflow and the rounding is ``ROUND_EXACT``."""
+    a_codes, a_scales, w_codes, w_scales, ww, live = _tile_operands(
+        a_codes, a_scales, w_codes, w_scales, w_width, nblocks, a_width)
+    sums, e, t = _tile_block_values(a_codes, a_scales, w_codes, w_scales, ww, live, a_width)
+    kb = t.shape[1]
+    accs = np.empty(t.shape, dtype=np.float32)
+    shifts = np.full(t.shape, -1, dtype=np.int64)
+    overflow = np.zeros(t.shape, dtype=bool)
+    rounding = np.full(t.shape, ROUND_EXACT, dtype=np.int8)
+    acc = np.zeros((t.shape[0], *t.shape[2:]), dtype=np.float32)
+    with np.errstate(over="ignore"):
+        for k in range(kb):
+            on = live[:, k, None, None]
+            rounding[:, k] = np.where(on, fp32_sum_rounding(acc, sums[:, k], e[:, k]), ROUND_EXACT)
+            wide = acc.astype(np.float64)
+            both = (acc != 0) & np.isfinite(acc) & (t[:, k] != 0)
+            shifts[:, k] = np.where(both, np.abs(_top_exponent(wide) - _top_exponent(t[:, k])), -1)
+            new = (wide + t[:, k]).astype(np.float32)
+            overflow[:, k] = on & np.isinf(new) & np.isfinite(acc)
+            acc = np.where(on, new, acc)
+            accs[:, k] = acc
+    nan = _tile_nan(a_scales, w_scales, live)
     out = acc.view(np.uint32).copy()
     out[nan] = FP32_CANONICAL_NAN
-    shape = (nblocks, *lead, n)
-    return GemmTrace(
-        block_sums=sums.reshape(shape),
-        block_exponents=e.reshape(shape),
-        acc_bits=accs.view(np.uint32).reshape(shape),
-        alignment_shift=shifts.reshape(shape),
-        overflow=overflow.reshape(shape),
-        nan=nan.reshape(*lead, n),
-        out_bits=out.reshape(*lead, n),
-        rounding=rounding.reshape(shape),
-    )
+    return GemmTrace(block_sums=sums, block_exponents=e, acc_bits=accs.view(np.uint32),
+                     alignment_shift=shifts, overflow=overflow, nan=nan, out_bits=out, rounding=rounding)
+
+
+def golden_matmul_tiles(a_codes, a_scales, w_codes, w_scales, *, w_width=8, nblocks=None, a_width=8):
+    """:func:`golden_matmul`, ``P = |A| @ |W|`` and :func:`gemm_error_bound` (float64
+    [n, M, N] each) of ``n`` tiles, operands as in :func:`mx_matmul_tiles` (padding blocks
+    ignored, each tile's bound with its own depth). The sums run over K in order in float64,
+    elementwise rather than through BLAS, so a tile gets the same golden however it is batched
+    (BLAS kernels may group a dot product differently by shape and thread count). The dequantized operands are float64, so a
+    -128 code at scale 2^127 is -2^128 exactly (``dequantize_mx``'s float32 overflows it)."""
+    a_codes, a_scales, w_codes, w_scales, ww, live = _tile_operands(
+        a_codes, a_scales, w_codes, w_scales, w_width, nblocks, a_width)
+    n, m, kb, b = a_codes.shape
+    with np.errstate(invalid="ignore"):
+        a_f = np.where(a_scales == _E8M0_NAN, np.nan, np.ldexp(1.0, a_scales - 127 - (int(a_width) - 2)))
+        w_f = np.where(w_scales == _E8M0_NAN, np.nan, np.ldexp(1.0, w_scales - 127 - (ww[:, None, None] - 2)))
+        a_f = np.where(live[:, None, :], a_f, 0.0)
+        w_f = np.where(live[:, :, None], w_f, 0.0)
+        a_val = (a_codes * a_f[..., None]).reshape(n, m, kb * b)        # [n, M, K]
+        w_val = (w_codes * w_f[:, :, None, :]).reshape(n, kb * b, -1)   # [n, K, N]
+        golden = np.empty((n, m, w_val.shape[2]), dtype=np.float64)
+        mag = np.empty_like(golden)
+        depth = live.sum(axis=1)
+        for d in np.unique(depth).tolist():
+            idx = np.flatnonzero(depth == d)
+            a_g, w_g = a_val[idx], w_val[idx]
+            g_sum, m_sum = np.zeros(golden[idx].shape), np.zeros(golden[idx].shape)
+            for k in range(d * b):  # K in order, the same sums however the tiles are batched
+                term = a_g[:, :, k, None] * w_g[:, None, k, :]
+                g_sum += term
+                m_sum += np.abs(term)
+            golden[idx], mag[idx] = g_sum, m_sum
+        nb = depth.astype(np.float64)[:, None, None]
+        return golden, mag, _error_bound(mag, nb, nb * b)

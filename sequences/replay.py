@@ -26,14 +26,29 @@ def save_columns(path: Path, cols: Columns) -> Path:
     return Path(path)
 
 
-def load_columns(path: Path, schema) -> Columns:
-    """An ``.npz`` replay file as a checked columnar batch; errors name the file."""
+def _read_npz(path: Path, schema) -> dict[str, np.ndarray]:
+    """An ``.npz`` replay file's arrays as stored (narrow integer types); errors name the file."""
     try:
         with np.load(path) as data:
             arrays = {k: data[k] for k in data.files}
-        return check(Columns(schema, arrays))
     except (OSError, ValueError) as exc:
         raise ValueError(f"replay file {path}: {exc}") from exc
+    names = {f.name for f in schema.fields}
+    if set(arrays) != names:
+        raise ValueError(f"replay file {path}: fields {sorted(arrays)}, the unit's schema has {sorted(names)}")
+    return arrays
+
+
+def _columns_of(path: Path, schema, arrays: dict[str, np.ndarray], index=slice(None)) -> Columns:
+    try:
+        return check(Columns(schema, {k: v[index] for k, v in arrays.items()}))
+    except ValueError as exc:  # TxnError included
+        raise ValueError(f"replay file {path}: {exc}") from exc
+
+
+def load_columns(path: Path, schema) -> Columns:
+    """An ``.npz`` replay file as a checked columnar batch; errors name the file."""
+    return _columns_of(path, schema, _read_npz(path, schema))
 
 
 @register_strategy("replay")
@@ -47,9 +62,12 @@ class ReplayStrategy(BatchStrategy):
         return str(path)
 
     def _next_columns(self, ctx, n) -> Columns:
-        if not hasattr(self, "_cols"):
-            self._cols, self._at = load_columns(Path(self._file()), ctx.unit.schema), 0
-        part = self._cols.take(slice(self._at, self._at + n))
+        """The next ``n`` transactions of the file. The file's arrays stay in their stored
+        types; only each batch is widened and checked, so memory follows the batch size."""
+        path = Path(self._file())
+        if not hasattr(self, "_arrays"):
+            self._arrays, self._at = _read_npz(path, ctx.unit.schema), 0
+        part = _columns_of(path, ctx.unit.schema, self._arrays, slice(self._at, self._at + n))
         self._at += len(part)
         if not len(part):
             ctx.cfg.budget = ctx.submitted  # nothing left: end the run

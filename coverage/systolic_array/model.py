@@ -20,9 +20,9 @@ from functools import lru_cache
 import numpy as np
 
 from mxdv.coverage.plan import Bin, BinGroup, CoveragePlan, any_of, env_cross_plan_group, protocol_group
-from mxdv.coverage.systolic_array.tile import MAX_KBLOCKS, activation_codes, operands, weight_codes
+from mxdv.coverage.systolic_array.tile import MAX_KBLOCKS, Tiles
 from mxdv.refmodel.gemm import (ROUND_ABOVE_HALF, ROUND_BELOW_HALF, ROUND_TIE_EVEN, ROUND_TIE_ODD,
-                                block_exponent_offset, mx_matmul_trace)
+                                block_exponent_offset)
 
 #: Alignment-shift bins (inclusive ranges of |top(acc) - top(T_b)|); the RTL's adder keeps 27
 #: bits of the smaller operand (24-bit significand + guard, round, sticky).
@@ -534,147 +534,137 @@ def _shift_bin(lo: int, hi: int) -> str:
 
 
 def sample(txn: dict) -> set[str]:
-    a = activation_codes(txn)                    # [R, kb, B]
-    w = weight_codes(txn)                        # [kb, B, C]
-    rows, kb, block = a.shape
-    cols = w.shape[2]
-    a_sc = np.asarray(txn["a_scale"], dtype=np.int64)  # [R, kb]
-    w_sc = np.asarray(txn["w_scale"], dtype=np.int64)  # [kb, C]
-    tr = mx_matmul_trace(*operands(txn))
-    ok = ~tr.nan                                  # [R, C]
-    hits: set[str] = set()
+    """The bins one tile hits (:func:`sample_tiles` of one)."""
+    return {name for name, hit in sample_tiles(Tiles.of(txn)).items() if hit[0]}
 
-    hits.add("k.one_block" if kb == 1 else ("k.max" if kb == MAX_KBLOCKS else "k.between"))
-    hits.add(f"fmt.int{int(txn['wfmt'])}")
+
+def sample_tiles(t: Tiles) -> dict[str, np.ndarray]:
+    """The bins each of ``n`` tiles hits: {bin name: bool [n]} (bins no tile can hit in this
+    sampling may be absent). Every fact comes from the batched reference-model trace
+    (:meth:`Tiles.trace`) over the tiles' own blocks, padding ignored."""
+    n = len(t)
+    if n == 0:
+        return {}
+    tr = t.trace()
+    ok = ~tr.nan                                  # [n, R, C]
+    okb = ok[:, None] & t.live_blocks[:, :, None, None]   # [n, KB, R, C]
+    hits: dict[str, np.ndarray] = {}
+
+    def any_in(x: np.ndarray) -> np.ndarray:
+        x = np.asarray(x)
+        return x.reshape(n, int(np.prod(x.shape[1:]))).any(axis=1)
+
+    kb, wfmt = t.kblocks, t.wfmt
+    hits["k.one_block"], hits["k.max"] = kb == 1, kb == MAX_KBLOCKS
+    hits["k.between"] = (kb > 1) & (kb < MAX_KBLOCKS)
+    hits["fmt.int8"], hits["fmt.int4"] = wfmt == 8, wfmt == 4
 
     # scales (rules G2, G4)
-    s = tr.block_sums                             # [kb, R, C]
-    live = (s != 0) & ok[None]
-    sa3, sw3 = a_sc.T[:, :, None], w_sc[:, None, :]
+    s = tr.block_sums                             # [n, KB, R, C], 0 in padding
+    live = (s != 0) & ok[:, None]
+    sa3, sw3 = t.a_scale.transpose(0, 2, 1)[:, :, :, None], t.w_scale[:, :, None, :]
     for code, tag in ((0, "0"), (254, "254")):
-        if (live & (sa3 == code)).any():
-            hits.add(f"scale.a_{tag}")
-        if (live & (sw3 == code)).any():
-            hits.add(f"scale.w_{tag}")
-        if (live & (sa3 == code) & (sw3 == code)).any():
-            hits.add(f"scale.both_{tag}")
-    if (a_sc == 0xFF).any():
-        hits.add("scale.a_nan")
-    if (w_sc == 0xFF).any():
-        hits.add("scale.w_nan")
-    if (tr.nan & (a_sc[:, 0] != 0xFF)[:, None] & (w_sc[0] != 0xFF)[None, :]).any():
-        hits.add("nan.later_block")
+        hits[f"scale.a_{tag}"] = any_in(live & (sa3 == code))
+        hits[f"scale.w_{tag}"] = any_in(live & (sw3 == code))
+        hits[f"scale.both_{tag}"] = any_in(live & (sa3 == code) & (sw3 == code))
+    blocks = t.live_blocks
+    hits["scale.a_nan"] = any_in((t.a_scale == 0xFF) & blocks[:, None, :])
+    hits["scale.w_nan"] = any_in((t.w_scale == 0xFF) & blocks[:, :, None])
+    hits["nan.later_block"] = any_in(tr.nan & (t.a_scale[:, :, 0] != 0xFF)[:, :, None]
+                                     & (t.w_scale[:, 0] != 0xFF)[:, None, :])
 
-    # products (rule G1), in non-NaN outputs
-    a2, w2 = a.reshape(rows, kb * block), w.reshape(kb * block, cols)
+    # products (rule G1), in non-NaN outputs; padding codes are 0 and meet nothing
+    rows, cols = t.a.shape[1], t.w.shape[3]
+    a2, w2 = t.a.reshape(n, rows, -1), t.w.reshape(n, -1, cols)
 
-    def meet(amask, wmask) -> bool:
-        return bool(((amask.astype(np.int64) @ wmask.astype(np.int64)) > 0)[ok].any())
+    def meet(amask, wmask) -> np.ndarray:
+        return any_in((np.matmul(amask.astype(np.float32), wmask.astype(np.float32)) > 0) & ok)
 
     for name, fmt, ac, wc, _ in PRODUCTS:
-        if int(txn["wfmt"]) == fmt and meet(a2 == ac, w2 == wc):
-            hits.add(name)
-    if int(txn["wfmt"]) == 8:
-        if (live & (s == block * 16384)).any():
-            hits.add("sum.full_pos")
-        if (live & (s == -block * 16256)).any():
-            hits.add("sum.full_neg")
+        hits[name] = (wfmt == fmt) & meet(a2 == ac, w2 == wc)
+    block = t.a.shape[3]
+    hits["sum.full_pos"] = (wfmt == 8) & any_in(live & (s == block * 16384))
+    hits["sum.full_neg"] = (wfmt == 8) & any_in(live & (s == -block * 16256))
+    sa2, sw2 = np.sign(a2), np.sign(w2)
     for tag, sa, sw, _ in SIGNS:
-        if meet(np.sign(a2) == sa, np.sign(w2) == sw):
-            hits.add(f"sign.{tag}")
+        hits[f"sign.{tag}"] = meet(sa2 == sa, sw2 == sw)
 
-    # whole-tile patterns
-    if ok.any():
-        if not a.any():
-            hits.add("tile.zero_a")
-        if not w.any():
-            hits.add("tile.zero_w")
-        eye_w = np.zeros_like(w2)
-        eye_w[np.arange(cols), np.arange(cols)] = 1
-        if (w2 == eye_w).all():
-            hits.add("tile.identity_w")
-        eye_a = np.zeros_like(a2)
-        eye_a[np.arange(rows), np.arange(rows)] = 1
-        if (a2 == eye_a).all():
-            hits.add("tile.identity_a")
+    # whole-tile patterns (the identity over the padded K equals the identity over the tile's K)
+    observable = any_in(ok)
+    hits["tile.zero_a"] = observable & ~any_in(a2)
+    hits["tile.zero_w"] = observable & ~any_in(w2)
+    eye_w = np.zeros(w2.shape[1:], dtype=np.int64)
+    eye_w[np.arange(cols), np.arange(cols)] = 1
+    hits["tile.identity_w"] = observable & (w2 == eye_w).all(axis=(1, 2))
+    eye_a = np.zeros(a2.shape[1:], dtype=np.int64)
+    eye_a[np.arange(rows), np.arange(rows)] = 1
+    hits["tile.identity_a"] = observable & (a2 == eye_a).all(axis=(1, 2))
 
-    hits |= _accumulation_bins(tr, ok)
-    hits |= _internal_bins(tr, ok)
+    hits.update(_accumulation_bins(tr, okb, any_in))
+    hits.update(_internal_bins(tr, okb, any_in))
     for klass, _, members, _ in FMT_CLASSES:
-        if hits.intersection(members):
-            hits.add(f"xw.{klass}.int{int(txn['wfmt'])}")
+        member_hit = np.logical_or.reduce([hits[m] for m in members])
+        for f in (8, 4):
+            hits[f"xw.{klass}.int{f}"] = member_hit & (wfmt == f)
     return hits
 
 
-def _internal_bins(tr, ok: np.ndarray) -> set[str]:
-    """Subnormal-path rounding and far opposite-sign shifts, from ``GemmTrace.rounding``."""
-    hits: set[str] = set()
-    okb = np.broadcast_to(ok[None], tr.rounding.shape)
-    t = np.ldexp(tr.block_sums.astype(np.float64), tr.block_exponents)
+def _block_values(tr) -> tuple[np.ndarray, np.ndarray, np.ndarray, np.ndarray]:
+    """(acc after each block, acc before it, their FP32 codes before it, exact T_b), over
+    ``[n, KB, R, C]``."""
     acc = tr.acc_bits.view(np.float32).astype(np.float64)
-    prev = np.concatenate([np.zeros_like(acc[:1]), acc[:-1]])
+    prev = np.concatenate([np.zeros_like(acc[:, :1]), acc[:, :-1]], axis=1)
+    acc_bits = tr.acc_bits.astype(np.uint64)
+    prev_bits = np.concatenate([np.zeros_like(acc_bits[:, :1]), acc_bits[:, :-1]], axis=1)
+    return acc, prev, prev_bits, np.ldexp(tr.block_sums.astype(np.float64), tr.block_exponents)
+
+
+def _internal_bins(tr, okb: np.ndarray, any_in) -> dict[str, np.ndarray]:
+    """Subnormal-path rounding and far opposite-sign shifts, from ``GemmTrace.rounding``."""
+    _, prev, _, t = _block_values(tr)
     with np.errstate(invalid="ignore", over="ignore"):
         exact = prev + t          # only its magnitude range is read: subnormal or not
         sub = okb & np.isfinite(prev) & (np.abs(exact) < 2.0 ** -126)
     r = tr.rounding
-    if (sub & ((r == ROUND_TIE_EVEN) | (r == ROUND_TIE_ODD))).any():
-        hits.add("acc.sub_tie")
-    if (sub & (r == ROUND_ABOVE_HALF)).any():
-        hits.add("acc.sub_sticky_up")
-    if (sub & (r == ROUND_BELOW_HALF)).any():
-        hits.add("acc.sub_sticky_down")
     far = okb & (tr.alignment_shift >= 27) & (np.sign(prev) != np.sign(t)) & (r == ROUND_ABOVE_HALF)
-    if far.any():
-        hits.add("acc.far_shift_opposite")
-    return hits
+    return {"acc.sub_tie": any_in(sub & ((r == ROUND_TIE_EVEN) | (r == ROUND_TIE_ODD))),
+            "acc.sub_sticky_up": any_in(sub & (r == ROUND_ABOVE_HALF)),
+            "acc.sub_sticky_down": any_in(sub & (r == ROUND_BELOW_HALF)),
+            "acc.far_shift_opposite": any_in(far)}
 
 
-def _accumulation_bins(tr, ok: np.ndarray) -> set[str]:
-    """Rule G3 facts per (block, output) from the trace; outputs that are NaN do not count."""
-    hits: set[str] = set()
-    acc_bits = tr.acc_bits.astype(np.uint64)                      # [kb, R, C]
-    acc = tr.acc_bits.view(np.float32).astype(np.float64)
-    prev = np.concatenate([np.zeros_like(acc[:1]), acc[:-1]])
-    prev_bits = np.concatenate([np.zeros_like(acc_bits[:1]), acc_bits[:-1]])
-    t = np.ldexp(tr.block_sums.astype(np.float64), tr.block_exponents)  # exact T_b
-    okb = np.broadcast_to(ok[None], acc.shape)
+def _accumulation_bins(tr, okb: np.ndarray, any_in) -> dict[str, np.ndarray]:
+    """Rule G3 facts per (tile, block, output) from the trace; outputs that are NaN and
+    padding blocks do not count."""
+    hits: dict[str, np.ndarray] = {}
+    acc, prev, prev_bits, t = _block_values(tr)
+    acc_bits = tr.acc_bits.astype(np.uint64)
 
     shift = np.where(okb, tr.alignment_shift, -1)
     for lo, hi in SHIFT_RANGES:
-        if ((shift >= lo) & (shift <= hi)).any():
-            hits.add(_shift_bin(lo, hi))
+        hits[_shift_bin(lo, hi)] = any_in((shift >= lo) & (shift <= hi))
 
     finite_prev = np.isfinite(prev)
     both = okb & finite_prev & (prev != 0) & (t != 0)
-    if (both & (acc_bits == 0)).any():
-        hits.add("acc.cancel_exact")
+    hits["acc.cancel_exact"] = any_in(both & (acc_bits == 0))
     with np.errstate(divide="ignore", invalid="ignore"):
         top = lambda x: np.frexp(np.abs(x))[1] - 1  # noqa: E731  (floor(log2|x|); 0 -> -1)
         opposite = np.sign(prev) != np.sign(t)
         partial = both & opposite & (acc != 0) & np.isfinite(acc) & (top(acc) < np.minimum(top(prev), top(t)) - 1)
-    if partial.any():
-        hits.add("acc.cancel_partial")
+    hits["acc.cancel_partial"] = any_in(partial)
 
     over = tr.overflow & okb
-    if (over & (acc > 0)).any():
-        hits.add("acc.overflow_pos")
-    if (over & (acc < 0)).any():
-        hits.add("acc.overflow_neg")
-    if (okb & np.isinf(prev) & (t != 0)).any():
-        hits.add("acc.inf_absorbs")
+    hits["acc.overflow_pos"] = any_in(over & (acc > 0))
+    hits["acc.overflow_neg"] = any_in(over & (acc < 0))
+    hits["acc.inf_absorbs"] = any_in(okb & np.isinf(prev) & (t != 0))
     exp_field = (acc_bits >> np.uint64(23)) & np.uint64(0xFF)
     mant = acc_bits & np.uint64(0x7FFFFF)
-    if (okb & (exp_field == 0) & (mant != 0)).any():
-        hits.add("acc.subnormal")
-    if (okb & (acc_bits == FP32_NEG_ZERO)).any():
-        hits.add("acc.neg_zero")
-    later = np.zeros(acc.shape, dtype=bool)
-    later[1:] = True
+    hits["acc.subnormal"] = any_in(okb & (exp_field == 0) & (mant != 0))
+    hits["acc.neg_zero"] = any_in(okb & (acc_bits == FP32_NEG_ZERO))
+    later = (np.arange(acc.shape[1]) >= 1)[None, :, None, None]
     zero_block = okb & later & (tr.block_sums == 0)
-    if (zero_block & finite_prev & (prev != 0)).any():
-        hits.add("acc.zero_block")
-    if (zero_block & (prev_bits == FP32_NEG_ZERO)).any():
-        hits.add("acc.neg_zero_plus_zero")
+    hits["acc.zero_block"] = any_in(zero_block & finite_prev & (prev != 0))
+    hits["acc.neg_zero_plus_zero"] = any_in(zero_block & (prev_bits == FP32_NEG_ZERO))
 
     # rounding of the exact sum prev + T_b (where float64 holds it exactly)
     x = prev + t
@@ -687,10 +677,7 @@ def _accumulation_bins(tr, ok: np.ndarray) -> set[str]:
         rem = q - m
         even = (m % 2) == 0
         exact &= (np.frexp(ax)[1] - 1) <= 127                      # not an overflow
-    if (exact & (rem == 0.5) & even).any():
-        hits.add("acc.tie_even")
-    if (exact & (rem == 0.5) & ~even).any():
-        hits.add("acc.tie_odd")
-    if (exact & (rem > 0.5) & (rem < 0.625) & even).any():
-        hits.add("acc.sticky_up")
+    hits["acc.tie_even"] = any_in(exact & (rem == 0.5) & even)
+    hits["acc.tie_odd"] = any_in(exact & (rem == 0.5) & ~even)
+    hits["acc.sticky_up"] = any_in(exact & (rem > 0.5) & (rem < 0.625) & even)
     return hits

@@ -1,7 +1,7 @@
 """One systolic-array transaction (a tile) as reference-model operands.
 
 Shared by the unit (``predict``) and the coverage model (``sample``), so both read a
-transaction the same way:
+transaction the same way (one tile as MX tensors, :func:`operands`; many stacked, :class:`Tiles`):
 
 * ``a``        [R][kblocks][BLOCK] MXINT8 activation codes, ``a_scale`` [R][kblocks] E8M0 codes;
 * ``w``        [kblocks][BLOCK][C] weight codes, ``w_scale`` [kblocks][C] E8M0 codes;
@@ -10,8 +10,11 @@ transaction the same way:
 """
 from __future__ import annotations
 
+from dataclasses import dataclass
+
 import numpy as np
 
+from mxdv.refmodel.gemm import golden_matmul_tiles, mx_matmul_tiles, mx_matmul_tiles_trace
 from mxdv.refmodel.mx import MXTensor
 
 #: The environment's largest K, in blocks (the RTL itself has no limit): "K = maximum".
@@ -45,3 +48,67 @@ def operands(txn: dict) -> tuple[MXTensor, MXTensor]:
                      elements=w.reshape(kblocks * block, cols).astype(np.int8),
                      fmt="mxint4" if int(txn["wfmt"]) == 4 else "mxint8", block_size=block, axis=0)
     return big_a, big_w
+
+
+@dataclass(frozen=True)
+class Tiles:
+    """Many tiles as stacked arrays, for the batched reference model and coverage model.
+
+    ``a`` [n, R, KB, B] activation codes, ``a_scale`` [n, R, KB], ``w`` [n, KB, B, C] the weight
+    codes the array multiplies (MXINT4 low nibbles sign-extended), ``w_scale`` [n, KB, C],
+    ``wfmt`` and ``kblocks`` [n]. ``KB`` is the largest depth in the batch: a shorter tile's
+    blocks past its ``kblocks`` are padding (zeros), which every consumer ignores.
+    """
+
+    a: np.ndarray
+    a_scale: np.ndarray
+    w: np.ndarray
+    w_scale: np.ndarray
+    wfmt: np.ndarray
+    kblocks: np.ndarray
+
+    @classmethod
+    def of(cls, txn: dict) -> "Tiles":
+        """One transaction (a dict, or a :meth:`mxdv.columns.Columns.views` view)."""
+        a = activation_codes(txn)
+        return cls(a=a[None], a_scale=np.asarray(txn["a_scale"], dtype=np.int64)[None],
+                   w=weight_codes(txn)[None], w_scale=np.asarray(txn["w_scale"], dtype=np.int64)[None],
+                   wfmt=np.array([int(txn["wfmt"])]), kblocks=np.array([a.shape[1]]))
+
+    @classmethod
+    def from_columns(cls, cols) -> "Tiles":
+        """A :class:`mxdv.columns.Columns` batch (padded to ``MAX_KBLOCKS``)."""
+        wfmt = np.asarray(cols["wfmt"], dtype=np.int64)
+        w = np.asarray(cols["w"], dtype=np.int64)
+        w = np.where((wfmt == 4)[:, None, None, None], ((w & 0xF) ^ 0x8) - 0x8, w)
+        return cls(a=np.asarray(cols["a"], dtype=np.int64), a_scale=np.asarray(cols["a_scale"], dtype=np.int64),
+                   w=w, w_scale=np.asarray(cols["w_scale"], dtype=np.int64), wfmt=wfmt,
+                   kblocks=np.asarray(cols["kblocks"], dtype=np.int64))
+
+    def __len__(self) -> int:
+        return int(self.wfmt.shape[0])
+
+    @property
+    def live_blocks(self) -> np.ndarray:
+        """[n, KB]: whether block b belongs to tile i (not padding)."""
+        return np.arange(self.a.shape[2])[None, :] < self.kblocks[:, None]
+
+    def _operands(self) -> tuple:
+        return (self.a, self.a_scale, self.w, self.w_scale), {"w_width": np.where(self.wfmt == 4, 4, 8),
+                                                             "nblocks": self.kblocks}
+
+    def bits(self) -> np.ndarray:
+        """The array's outputs, FP32 codes uint32 [n, R, C] (:func:`mx_matmul_tiles`)."""
+        args, kw = self._operands()
+        return mx_matmul_tiles(*args, **kw)
+
+    def trace(self):
+        """:func:`mx_matmul_tiles_trace` of the tiles (arrays ``[n, KB, R, C]``)."""
+        args, kw = self._operands()
+        return mx_matmul_tiles_trace(*args, **kw)
+
+    def golden(self) -> tuple[np.ndarray, np.ndarray, np.ndarray]:
+        """float64 product of the dequantized operands, ``P = |A| @ |W|`` and NUMERICS.md's
+        error bound, [n, R, C] each (:func:`golden_matmul_tiles`)."""
+        args, kw = self._operands()
+        return golden_matmul_tiles(*args, **kw)

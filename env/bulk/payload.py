@@ -14,6 +14,8 @@ import numpy as np
 from mxdv.env.bulk.layout import PortLayout, words_for
 
 _MASK32 = np.uint64(0xFFFFFFFF)
+#: Lane widths packed by reinterpreting bytes (little-endian): (unsigned, signed) lane types.
+_BYTE_LANES = {8: ("<u1", "<i1"), 16: ("<u2", "<i2")}
 
 
 def _as_words(value: np.ndarray, width: int, beats: int) -> np.ndarray:
@@ -92,6 +94,12 @@ def lanes_to_words(codes: np.ndarray, width: int) -> np.ndarray:
     if width < 1 or 32 % width:
         raise ValueError(f"lane width {width} does not divide 32")
     per = 32 // width
+    if width in _BYTE_LANES:  # whole-byte lanes: the low bytes of each code, read as words
+        c = np.asarray(codes)
+        beats, lanes = c.shape
+        raw = np.zeros((beats, lanes + (-lanes) % per), dtype=_BYTE_LANES[width][0])
+        raw[:, :lanes] = c if c.dtype == np.dtype(_BYTE_LANES[width][0]) else c.astype(np.int64, copy=False).astype(_BYTE_LANES[width][0])
+        return raw.view("<u4").astype(np.uint32, copy=False)
     c = np.asarray(codes, dtype=np.int64) & ((1 << width) - 1)
     beats, lanes = c.shape
     pad = (-lanes) % per
@@ -106,6 +114,10 @@ def words_to_lanes(words: np.ndarray, width: int, lanes: int, signed: bool = Fal
     if width < 1 or 32 % width:
         raise ValueError(f"lane width {width} does not divide 32")
     per = 32 // width
+    if width in _BYTE_LANES:
+        w = np.ascontiguousarray(np.asarray(words, dtype="<u4"))
+        kind = _BYTE_LANES[width][1 if signed else 0]
+        return w.view(kind).reshape(len(w), -1)[:, :lanes].astype(np.int64)
     w = np.asarray(words, dtype=np.uint64)
     shifts = (np.arange(per, dtype=np.uint64) * np.uint64(width))[None, None, :]
     out = ((w[:, :, None] >> shifts) & np.uint64((1 << width) - 1)).reshape(len(w), -1)[:, :lanes].astype(np.int64)

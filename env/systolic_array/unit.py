@@ -7,12 +7,10 @@ from functools import cached_property
 import numpy as np
 
 from mxdv.columns import Columns
-from mxdv.coverage.plan import hit_matrix
+from mxdv.coverage.plan import bin_matrix
 from mxdv.coverage.systolic_array import model as cov
 from mxdv.env.bulk.payload import lanes_to_words, words_to_lanes
-from mxdv.coverage.systolic_array.tile import MAX_KBLOCKS, operands
-from mxdv.refmodel.gemm import gemm_error_bound, golden_matmul, mx_matmul_bits
-from mxdv.refmodel.mx import dequantize_mx
+from mxdv.coverage.systolic_array.tile import MAX_KBLOCKS, Tiles
 from mxdv.schema import Field, TxnSchema
 from mxdv.unit import Port, Unit
 
@@ -154,35 +152,37 @@ class SystolicArrayUnit(Unit):
                 "w": w.tolist(), "w_scale": w_sc[:, -1, :].tolist()}
 
     def predict(self, txn):
-        bits = np.ascontiguousarray(mx_matmul_bits(*operands(txn)).astype("<u4"))  # [R, C]
+        bits = np.ascontiguousarray(Tiles.of(txn).bits()[0].astype("<u4"))  # [R, C]
         return [{"data": int.from_bytes(bits[i].tobytes(), "little"), "last": int(i == self.rows - 1)}
                 for i in range(self.rows)]
 
     def sample(self, txn):
         return cov.sample(txn)
 
-    # -- the columnar path (bulk mode): the bus packing vectorised over tiles of any depth;
-    #    the reference model and the coverage model still run tile by tile ---------------------
+    # -- the columnar path (bulk mode): bus packing, reference model, coverage model and golden
+    #    error vectorised over the tiles of a batch, of any depths (``Tiles``) ------------------
     def _beat_grid(self, counts: np.ndarray) -> np.ndarray:
         """[n, MAX_KBLOCKS * BLOCK] mask of each tile's beats."""
         return np.arange(MAX_KBLOCKS * self.block)[None, :] < np.asarray(counts)[:, None]
 
     def encode_columns(self, cols):
-        """:meth:`encode` of a batch: the same beats, bus by bus, for all tiles at once."""
+        """:meth:`encode` of a batch: the same beats, bus by bus, for all tiles at once (lanes
+        as bytes: every lane is 8 bits)."""
         n, r, c, b = len(cols), self.rows, self.cols, self.block
         kmax = MAX_KBLOCKS * b
         beats = cols["kblocks"] * b
         live = self._beat_grid(beats)
         k = np.arange(kmax)[None, :]
         sampled = ((k % b) == b - 1)[:, :, None]
-        a = cols["a"].transpose(0, 2, 3, 1).reshape(n, kmax, r)
-        w = cols["w"].reshape(n, kmax, c)
-        a_sc = np.repeat(cols["a_scale"].transpose(0, 2, 1), b, axis=1)
-        w_sc = np.repeat(cols["w_scale"], b, axis=1)
+        byte = lambda x: np.asarray(x).astype(np.uint8)  # noqa: E731  (a code's low 8 bits)
+        a = byte(cols["a"]).transpose(0, 2, 3, 1).reshape(n, kmax, r)
+        w = byte(cols["w"]).reshape(n, kmax, c)
+        a_sc = np.repeat(byte(cols["a_scale"]).transpose(0, 2, 1), b, axis=1)
+        w_sc = np.repeat(byte(cols["w_scale"]), b, axis=1)
         w4 = (cols["wfmt"] == 4).astype(np.int64)[:, None]
         return {"in_": (beats, {
-            "a": lanes_to_words(a[live], 8), "a_scale": lanes_to_words(np.where(sampled, a_sc, a_sc ^ 0xFF)[live], 8),
-            "w": lanes_to_words(w[live], 8), "w_scale": lanes_to_words(np.where(sampled, w_sc, w_sc ^ 0xFF)[live], 8),
+            "a": lanes_to_words(a[live], 8), "a_scale": lanes_to_words(np.where(sampled, a_sc, ~a_sc)[live], 8),
+            "w": lanes_to_words(w[live], 8), "w_scale": lanes_to_words(np.where(sampled, w_sc, ~w_sc)[live], 8),
             "wfmt": np.where(k == 0, w4, 1 - w4)[live], "last": (k == beats[:, None] - 1).astype(np.int64)[live]})}
 
     def decode_columns(self, frames, n):
@@ -225,13 +225,11 @@ class SystolicArrayUnit(Unit):
 
     def predict_columns(self, cols):
         n, r = len(cols), self.rows
-        data = np.empty((n * r, self.cols), np.uint32)
-        for i, txn in enumerate(cols.views()):
-            data[i * r:(i + 1) * r] = mx_matmul_bits(*operands(txn))
+        data = Tiles.from_columns(cols).bits().reshape(n * r, self.cols)
         return np.full(n, r, np.int64), {"data": data, "last": np.tile((np.arange(r) == r - 1).astype(np.int64), n)}
 
     def sample_columns(self, cols):
-        return hit_matrix(self.plan, (cov.sample(txn) for txn in cols.views()))
+        return bin_matrix(self.plan, cov.sample_tiles(Tiles.from_columns(cols)), len(cols))
 
     work_label = "MACs"
 
@@ -252,15 +250,22 @@ class SystolicArrayUnit(Unit):
         by ``P = |A| @ |W|`` (the error scales with P; absolute errors at scale 2^127 say
         nothing), floored at FP32's smallest normal so results in the subnormal range count as
         absolute errors; over outputs where NUMERICS.md's bound applies (P <= 2^127, not NaN)."""
-        a, w = operands(txn)
         got = np.array([np.frombuffer(int(b["data"]).to_bytes(4 * self.cols, "little"), dtype="<f4")
                         for b in beats], dtype=np.float64)
+        return self._golden(Tiles.of(txn), got[None])
+
+    def golden_error_columns(self, cols, beats, fields):
+        got = np.asarray(fields["data"], dtype=np.uint32).view("<f4").astype(np.float64)
+        return self._golden(Tiles.from_columns(cols), got.reshape(len(cols), self.rows, self.cols))
+
+    @staticmethod
+    def _golden(tiles: Tiles, got: np.ndarray):
+        """(error, bound) of :meth:`golden_error` over tiles, ``got`` [n, R, C] float64."""
         with np.errstate(all="ignore"):
-            want = golden_matmul(a, w)
-            mag = np.abs(dequantize_mx(a).astype(np.float64)) @ np.abs(dequantize_mx(w).astype(np.float64))
+            want, mag, bound = tiles.golden()
             scale = np.maximum(mag, 2.0 ** -126)
             ok = np.isfinite(got) & np.isfinite(want) & (mag <= 2.0 ** 127)
-            return (np.abs(got - want) / scale)[ok], (gemm_error_bound(a, w) / scale)[ok]
+            return (np.abs(got - want) / scale)[ok], (bound / scale)[ok]
 
 
 UNIT_CLASS = SystolicArrayUnit

@@ -316,3 +316,115 @@ def test_within_error_bound_of_float64(seed, lead, m, n, nblocks, block, w_fmt, 
         p = np.abs(dequantize_mx(a).astype(np.float64)) @ np.abs(dequantize_mx(w).astype(np.float64))
     check = ~nan & (np.nan_to_num(p, nan=np.inf) <= 2.0**127)
     assert (np.abs(out - golden)[check] <= bound[check]).all()
+
+
+# --------------------------------------------------------------------------- many tiles at once
+
+
+def _rounding_oracle(prev: float, s: int, e: int) -> int:
+    """How RNE_fp32(prev + s * 2**e) rounds, with Python's unbounded integers."""
+    if not np.isfinite(prev):
+        return gemm.ROUND_NOT_FINITE
+    num, den = float(prev).as_integer_ratio()
+    pe = -(den.bit_length() - 1)
+    lo = min(pe, e)
+    mag = abs((num << (pe - lo)) + (s << (e - lo)))
+    if mag == 0:
+        return gemm.ROUND_EXACT
+    shift = max(lo + mag.bit_length() - 1 - 23, -149) - lo
+    if shift <= 0:
+        return gemm.ROUND_EXACT
+    mant, rem, half = mag >> shift, mag & ((1 << shift) - 1), 1 << (shift - 1)
+    if rem == 0:
+        return gemm.ROUND_EXACT
+    if rem != half:
+        return gemm.ROUND_BELOW_HALF if rem < half else gemm.ROUND_ABOVE_HALF
+    return gemm.ROUND_TIE_ODD if mant & 1 else gemm.ROUND_TIE_EVEN
+
+
+@pytest.mark.parametrize("case", ["any", "near", "cancel", "subnormal"])
+def test_vectorised_sum_rounding_matches_exact_integers(case):
+    """The int64 window-and-sticky classification against unbounded integers, over random
+    FP32 accumulators and block sums: anywhere, close below the accumulator (ties and sticky
+    bits), cancelling it, and in the subnormal range."""
+    rng = np.random.default_rng(["any", "near", "cancel", "subnormal"].index(case))
+    n = 20000
+    if case == "subnormal":
+        prev = np.ldexp(rng.integers(-2**10, 2**10, n).astype(np.float64), -149).astype(np.float32)
+        sums, exps = rng.integers(-2**12, 2**12, n), rng.integers(-165, -140, n)
+    else:
+        prev = np.ldexp(rng.integers(-2**24 + 1, 2**24, n).astype(np.float64), rng.integers(-172, 104, n)).astype(np.float32)
+        prev[rng.random(n) < 0.1] = 0.0
+        prev[rng.random(n) < 0.02] = np.inf
+        sums = rng.integers(-2**20, 2**20, n)
+        sums[rng.random(n) < 0.1] = 0
+        top = np.frexp(np.nan_to_num(prev.astype(np.float64), posinf=1.0))[1]
+        width = np.frexp(np.abs(sums).astype(np.float64))[1]
+        if case == "any":
+            exps = rng.integers(-300, 280, n)
+        elif case == "near":
+            exps = top - width - rng.integers(-4, 70, n)
+        else:
+            sums = -np.sign(prev.astype(np.float64)).astype(np.int64) * np.abs(sums)
+            exps = top - width + rng.integers(-2, 2, n)
+    got = gemm.fp32_sum_rounding(prev, sums, exps)
+    want = np.array([_rounding_oracle(float(p), int(s), int(e)) for p, s, e in zip(prev, sums, exps)])
+    assert (got == want).all(), np.flatnonzero(got != want)[:5]
+    assert len(set(want.tolist())) >= 3  # the case reaches several kinds of rounding
+
+
+def _random_tiles(rng, n, rows, cols, block, kmax):
+    kb = rng.integers(1, kmax + 1, n)
+    w_width = rng.choice([8, 4], n)
+    a = rng.integers(-128, 128, (n, rows, kmax, block))
+    w = rng.integers(-128, 128, (n, kmax, block, cols))
+    w = np.where((w_width == 4)[:, None, None, None], ((w & 0xF) ^ 0x8) - 0x8, w)
+    a_sc = rng.choice([0, 1, 100, 127, 140, 254, 255], (n, rows, kmax))
+    w_sc = rng.integers(0, 256, (n, kmax, cols))
+    a[rng.random(n) < 0.2, :, :, 4:] = 0
+    pad = np.arange(kmax)[None, :] >= kb[:, None]
+    a[pad[:, None, :, None].repeat(rows, 1).repeat(block, 3)] = 7      # padding: garbage, ignored
+    a_sc[pad[:, None, :].repeat(rows, 1)] = 0xFF
+    return a, a_sc, w, w_sc, w_width, kb
+
+
+def test_tiles_agree_with_one_gemm_per_tile():
+    """``mx_matmul_tiles``, its trace and ``golden_matmul_tiles`` over tiles of different
+    depths and formats, with garbage (NaN scales included) in the padding blocks, against
+    ``mx_matmul_bits``/``mx_matmul_trace``/``golden_matmul`` of each tile alone."""
+    rng = np.random.default_rng(11)
+    a, a_sc, w, w_sc, ww, kb = _random_tiles(rng, 120, 3, 5, 8, 4)
+    bits = gemm.mx_matmul_tiles(a, a_sc, w, w_sc, w_width=ww, nblocks=kb)
+    tr = gemm.mx_matmul_tiles_trace(a, a_sc, w, w_sc, w_width=ww, nblocks=kb)
+    golden, mag, bound = gemm.golden_matmul_tiles(a, a_sc, w, w_sc, w_width=ww, nblocks=kb)
+    for i in range(len(kb)):
+        k = int(kb[i])
+        one_a = _mx(a[i, :, :k].reshape(3, k * 8), a_sc[i, :, :k], "mxint8", 8, -1)
+        one_w = _mx(w[i, :k].reshape(k * 8, 5), w_sc[i, :k], f"mxint{ww[i]}", 8, 0)
+        assert (bits[i] == mx_matmul_bits(one_a, one_w)).all()
+        one = mx_matmul_trace(one_a, one_w)
+        assert (tr.out_bits[i] == one.out_bits).all() and (tr.nan[i] == one.nan).all()
+        for key in ("block_sums", "acc_bits", "alignment_shift", "overflow", "rounding"):
+            assert (getattr(tr, key)[i, :k] == getattr(one, key)).all(), (i, key)
+        assert (tr.block_sums[i, k:] == 0).all() and (tr.rounding[i, k:] == gemm.ROUND_EXACT).all()
+        assert (tr.acc_bits[i, k:] == tr.acc_bits[i, k - 1]).all()
+        with np.errstate(invalid="ignore", over="ignore"):
+            want = golden_matmul(one_a, one_w)
+            want_bound = gemm_error_bound(one_a, one_w)
+        fin = np.isfinite(want)  # the float32 dequantization overflows -128 * 2^127; the tiles' does not
+        assert np.allclose(golden[i][fin], want[fin], rtol=1e-12, atol=0)  # BLAS may group sums otherwise
+        assert np.allclose(bound[i][fin], want_bound[fin], rtol=1e-12, atol=0)
+
+
+@pytest.mark.parametrize("kwargs,message", [
+    ({"a_scales": np.zeros((2, 3, 1))}, "a_scales must have shape"),
+    ({"w_width": 9}, "w_width and a_width"),
+    ({"nblocks": [0, 2]}, "nblocks must be in 1..2"),
+])
+def test_tiles_reject_bad_operands_by_name(kwargs, message):
+    args = {"a_codes": np.zeros((2, 3, 2, 8)), "a_scales": np.zeros((2, 3, 2)), "w_codes": np.zeros((2, 2, 8, 4)),
+            "w_scales": np.zeros((2, 2, 4))}
+    args.update({k: v for k, v in kwargs.items() if k in args})
+    options = {k: v for k, v in kwargs.items() if k not in args}
+    with pytest.raises(ValueError, match=message):
+        gemm.mx_matmul_tiles(*args.values(), **options)
