@@ -71,6 +71,10 @@ class Suite:
 SUITES = {
     "smoke": Suite("smoke", "Every unit variant x the five strategies x 5 seeds, each until the plan "
                    "closes or the budget is spent: the nightly regression and the closure tables.", seeds=5),
+    "smoke100": Suite("smoke100", "The smoke suite's random and constrained jobs at 100x their budgets, in "
+                      "bulk mode, every transaction run (no stop at closure): bulk mode's throughput at "
+                      "regression scale (README, Bulk mode).", seeds=5, strategies=("random", "constrained"),
+                      budget_scale=100.0, stop_at_closure=False, mode="bulk"),
     "quick": Suite("quick", "One seed per strategy at 5% of the budgets: a quick sanity check.",
                    seeds=1, budget_scale=0.05),
     "stress": Suite("stress", "Environment stress per unit: heavy backpressure and resets in traffic.",
