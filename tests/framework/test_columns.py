@@ -196,3 +196,38 @@ def test_encode_bug_is_planted_in_the_columnar_encoding_too(monkeypatch):
     stim = P.pack(pl, enc, int(counts.sum()))
     assert (stim == pack_beats(pl, [b for t in cols.rows() for b in unit.encode(t)["in_"]])).all()
     assert (unit.decode_columns({"in_": (counts, P.unpack(pl, stim))}, 20)["values"] == cols["values"][:, ::-1]).all()
+
+
+def test_replay_file_round_trip_and_errors_name_the_file(tmp_path):
+    """An ``.npz`` replay file keeps narrow types on disk, reads back per batch as the same
+    transactions, and a corrupt file, wrong fields or an out-of-range value name the file."""
+    from types import SimpleNamespace
+
+    from mxdv.sequences.replay import ReplayStrategy, load_columns, save_columns
+
+    unit = get_unit("systolic_array")
+    cols = random_columns(unit.schema, np.random.default_rng(3), 25)
+    path = save_columns(tmp_path / "t.npz", cols)
+    with np.load(path) as data:
+        assert data["a"].dtype.itemsize <= 2 and data["w_scale"].dtype == np.uint8
+    back = load_columns(path, unit.schema)
+    assert all((back[f.name] == cols[f.name]).all() for f in unit.schema.fields)
+    strategy = ReplayStrategy.__new__(ReplayStrategy)
+    strategy.options = {"file": str(path)}
+    ctx = SimpleNamespace(unit=unit, cfg=SimpleNamespace(budget=100), submitted=0)
+    parts = [strategy.propose_columns(ctx, 10) for _ in range(3)]
+    assert [len(p) for p in parts] == [10, 10, 5]
+    assert (np.concatenate([p["a"] for p in parts]) == cols["a"]).all()
+    assert len(strategy.propose_columns(ctx, 10)) == 0 and ctx.cfg.budget == 0  # the file is spent
+
+    (tmp_path / "bad.npz").write_bytes(b"not a zip")
+    with pytest.raises(ValueError, match="replay file .*bad.npz"):
+        load_columns(tmp_path / "bad.npz", unit.schema)
+    np.savez(tmp_path / "fields.npz", a=cols["a"])
+    with pytest.raises(ValueError, match="fields.npz: fields \\['a'\\]"):
+        load_columns(tmp_path / "fields.npz", unit.schema)
+    arrays = {f.name: cols[f.name].copy() for f in unit.schema.fields}
+    arrays["a_scale"][4, 0, 0] = 300
+    np.savez(tmp_path / "range.npz", **arrays)
+    with pytest.raises(ValueError, match="range.npz: transaction 4 of the batch: a_scale"):
+        load_columns(tmp_path / "range.npz", unit.schema)

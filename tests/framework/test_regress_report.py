@@ -70,3 +70,19 @@ def test_error_table_escapes_pipes_in_labels():
                                                     "mean_abs": 1.0, "max_bound_ratio": 0.5, "over_bound": 0})
     row = error_table([r]).splitlines()[-1]
     assert row.count(" | ") == 6 and "err / \\|P\\|" in row
+
+
+def test_golden_error_mean_does_not_depend_on_grouping():
+    """The mean of a run's golden errors is exact: the same values added one transaction at a
+    time or in one batch give bit-identical figures (a float sum would differ in its last bits)."""
+    from fractions import Fraction
+
+    rng = np.random.default_rng(4)
+    err = np.abs(rng.standard_normal(5000)) * 2.0 ** rng.integers(-60, 5, 5000)
+    err[:3] = [0.0, 5e-324, 1e300]
+    one, many = GoldenError(), GoldenError()
+    one.add(err, err * 2)
+    for k in range(0, len(err), 7):
+        many.add(err[k:k + 7], err[k:k + 7] * 2)
+    assert one.as_dict() == many.as_dict()
+    assert one.as_dict()["mean_abs"] == float(sum(Fraction(float(v)) for v in err) / len(err))
