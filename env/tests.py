@@ -2,7 +2,8 @@
 
 Every test runs the configured strategy on the generic environment; they differ only in how
 the environment stresses the DUT. Each has a timeout in simulated time (the unit's
-``Unit.sim_timeout_ms``, far above any budget run, so a hang fails fast) and ends only when
+``Unit.sim_timeout_ms``, far above any suite budget's run and scaled up for larger budgets, so
+a hang fails fast) and ends only when
 every driven transaction has been checked or dropped by a reset. A unit may add tests of its
 own in ``env/<unit>/tests.py``; ``mxdv run --test`` lists both (``mxdv.cli._tests_of``).
 """
@@ -12,11 +13,13 @@ from mxdv.env.base_test import StrategyTest
 
 
 def _timeout_ms() -> int:
-    """The running unit's simulated-time limit (read from the run configuration at import)."""
+    """The running unit's simulated-time limit (read from the run configuration at import),
+    scaled to the run's budget (``Unit.sim_timeout_for``)."""
     from mxdv.env import run_config
     from mxdv.unit import get_unit
 
-    return get_unit(run_config.load().unit).sim_timeout_ms
+    cfg = run_config.load()
+    return get_unit(cfg.unit).sim_timeout_for(cfg.budget)
 
 
 TIMEOUT_MS = _timeout_ms()

@@ -133,8 +133,12 @@ def run_one(cfg: RunConfig, test: str = DEFAULT_TEST,
     if not require_result:
         return {"run_dir": str(run_dir), "test": test, "results_xml_ok": error is None}
     if not result_path.exists():
+        log = run_dir / "sim.log"
+        if log.exists() and "SimTimeoutError" in log.read_text(errors="replace"):
+            error = (f"SimTimeout: the test reached its simulated-time limit of {unit.sim_timeout_for(cfg.budget)} ms "
+                     f"(Unit.sim_timeout_ms scaled to the budget of {cfg.budget})")
         raise RunFailed(f"{unit.variant} on {cfg.sim}: the simulation produced no result "
-                        f"({error or 'no error reported'}); see {run_dir / 'sim.log'}" + _bulk_death(run_dir))
+                        f"({error or 'no error reported'}); see {log}" + _bulk_death(run_dir))
     result = json.loads(result_path.read_text())
     result["run_dir"] = str(run_dir)
     result["test"] = test

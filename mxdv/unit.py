@@ -59,6 +59,12 @@ class Unit(ABC):
     #: Budget of any strategy not named in ``budgets`` (plugin strategies run with it).
     default_budget: ClassVar[int] = 1000
 
+    def sim_timeout_for(self, budget: int) -> int:
+        """A test's simulated-time limit in ms: :attr:`sim_timeout_ms`, which holds with room
+        for the largest suite budget, scaled up for a larger budget (``--budget-scale 100``)."""
+        reference = max([self.default_budget, *self.budgets.values()])
+        return int(self.sim_timeout_ms * max(1.0, budget / reference))
+
     def budget_for(self, strategy: str) -> int:
         """The suites' transaction budget of ``strategy`` on this unit."""
         return int(self.budgets.get(strategy, self.default_budget))
@@ -195,7 +201,18 @@ class Unit(ABC):
         """Names of the plan's transaction bins this transaction hits."""
 
     def sample_batch(self, txns: list[Txn]) -> list[Iterable[str]]:
-        """:meth:`sample` of many transactions (bulk mode); a unit may vectorise it."""
+        """:meth:`sample` of many transactions (bulk mode's per-transaction batches): through
+        :meth:`sample_columns` when the unit has the columnar path, else one at a time."""
+        if self.columnar and len(txns) > 1:
+            from mxdv.columns import Columns
+
+            try:
+                cols = Columns.from_rows(self.schema, txns)
+            except (ValueError, TypeError, KeyError):
+                cols = None  # not of the schema's shapes: sampled one at a time
+            if cols is not None:
+                names, matrix = self.sample_columns(cols)
+                return [{names[j] for j in row.nonzero()[0]} for row in matrix]
         return [self.sample(t) for t in txns]
 
     # -- performance --------------------------------------------------------------------------

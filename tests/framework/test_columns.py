@@ -156,6 +156,7 @@ def test_columnar_hooks_match_the_per_transaction_methods(spec):
     assert (out == pack_beats(lay.output, [b for t in txns for b in unit.predict(t)])).all()
     names, m = unit.sample_columns(cols)
     assert [{names[j] for j in np.flatnonzero(row)} for row in m] == [set(unit.sample(t)) for t in txns]
+    assert [set(h) for h in unit.sample_batch(txns)] == [set(unit.sample(t)) for t in txns]
     assert m.any(axis=0).sum() > 30  # the traffic reaches most bins
     sizes = [f.name for f in unit.schema.fields if any(f.name in g.shape for g in unit.schema.fields)]
     for size in sizes:  # transactions of different lengths in one batch

@@ -12,3 +12,12 @@ def test_smoke100_is_the_smoke_suites_random_and_constrained_jobs_at_100x():
     assert set(jobs) == set(smoke) and len(jobs) >= 10
     assert all(jobs[k] == 100 * smoke[k] for k in jobs)
     assert big.stop_at_closure is False and big.mode == "bulk"
+
+
+def test_sim_time_limit_scales_with_the_budget():
+    from mxdv.unit import get_unit
+
+    unit = get_unit("attention")
+    largest = max(unit.budgets.values())
+    assert unit.sim_timeout_for(1) == unit.sim_timeout_for(largest) == unit.sim_timeout_ms
+    assert unit.sim_timeout_for(100 * largest) == 100 * unit.sim_timeout_ms
