@@ -438,8 +438,9 @@ def golden_matmul_tiles(a_codes, a_scales, w_codes, w_scales, *, w_width=8, nblo
     [n, M, N] each) of ``n`` tiles, operands as in :func:`mx_matmul_tiles` (padding blocks
     ignored, each tile's bound with its own depth). The sums run over K in order in float64,
     elementwise rather than through BLAS, so a tile gets the same golden however it is batched
-    (BLAS kernels may group a dot product differently by shape and thread count). The dequantized operands are float64, so a
-    -128 code at scale 2^127 is -2^128 exactly (``dequantize_mx``'s float32 overflows it)."""
+    (BLAS kernels may group a dot product differently by shape and thread count). The
+    dequantized operands are float64, so a -128 code at scale 2^127 is -2^128 exactly
+    (``dequantize_mx``'s float32 overflows it)."""
     a_codes, a_scales, w_codes, w_scales, ww, live = _tile_operands(
         a_codes, a_scales, w_codes, w_scales, w_width, nblocks, a_width)
     n, m, kb, b = a_codes.shape
@@ -450,17 +451,11 @@ def golden_matmul_tiles(a_codes, a_scales, w_codes, w_scales, *, w_width=8, nblo
         w_f = np.where(live[:, :, None], w_f, 0.0)
         a_val = (a_codes * a_f[..., None]).reshape(n, m, kb * b)        # [n, M, K]
         w_val = (w_codes * w_f[:, :, None, :]).reshape(n, kb * b, -1)   # [n, K, N]
-        golden = np.empty((n, m, w_val.shape[2]), dtype=np.float64)
-        mag = np.empty_like(golden)
-        depth = live.sum(axis=1)
-        for d in np.unique(depth).tolist():
-            idx = np.flatnonzero(depth == d)
-            a_g, w_g = a_val[idx], w_val[idx]
-            g_sum, m_sum = np.zeros(golden[idx].shape), np.zeros(golden[idx].shape)
-            for k in range(d * b):  # K in order, the same sums however the tiles are batched
-                term = a_g[:, :, k, None] * w_g[:, None, k, :]
-                g_sum += term
-                m_sum += np.abs(term)
-            golden[idx], mag[idx] = g_sum, m_sum
-        nb = depth.astype(np.float64)[:, None, None]
+        golden = np.zeros((n, m, w_val.shape[2]), dtype=np.float64)
+        mag = np.zeros_like(golden)
+        for k in range(kb * b):  # K in order; padding adds zeros, so batching changes no sum
+            term = a_val[:, :, k, None] * w_val[:, None, k, :]
+            golden += term
+            mag += np.abs(term)
+        nb = live.sum(axis=1).astype(np.float64)[:, None, None]
         return golden, mag, _error_bound(mag, nb, nb * b)

@@ -547,7 +547,8 @@ def sample_tiles(t: Tiles) -> dict[str, np.ndarray]:
         return {}
     tr = t.trace()
     ok = ~tr.nan                                  # [n, R, C]
-    okb = ok[:, None] & t.live_blocks[:, :, None, None]   # [n, KB, R, C]
+    blocks = t.live_blocks                        # [n, KB]
+    okb = ok[:, None] & blocks[:, :, None, None]  # [n, KB, R, C]
     hits: dict[str, np.ndarray] = {}
 
     def any_in(x: np.ndarray) -> np.ndarray:
@@ -567,7 +568,6 @@ def sample_tiles(t: Tiles) -> dict[str, np.ndarray]:
         hits[f"scale.a_{tag}"] = any_in(live & (sa3 == code))
         hits[f"scale.w_{tag}"] = any_in(live & (sw3 == code))
         hits[f"scale.both_{tag}"] = any_in(live & (sa3 == code) & (sw3 == code))
-    blocks = t.live_blocks
     hits["scale.a_nan"] = any_in((t.a_scale == 0xFF) & blocks[:, None, :])
     hits["scale.w_nan"] = any_in((t.w_scale == 0xFF) & blocks[:, :, None])
     hits["nan.later_block"] = any_in(tr.nan & (t.a_scale[:, :, 0] != 0xFF)[:, :, None]

@@ -24,9 +24,12 @@ MAX_KBLOCKS = 4
 def weight_codes(txn: dict) -> np.ndarray:
     """The weight element codes the array multiplies, int64 [kblocks, BLOCK, C]."""
     w = np.asarray(txn["w"], dtype=np.int64)
-    if int(txn["wfmt"]) == 4:
-        return ((w & 0xF) ^ 0x8) - 0x8  # low nibble, sign-extended
-    return w
+    return _low_nibble(w) if int(txn["wfmt"]) == 4 else w
+
+
+def _low_nibble(w: np.ndarray) -> np.ndarray:
+    """MXINT4 weight lanes: each code's low nibble, sign-extended from bit 3."""
+    return ((w & 0xF) ^ 0x8) - 0x8
 
 
 def activation_codes(txn: dict) -> np.ndarray:
@@ -80,7 +83,7 @@ class Tiles:
         """A :class:`mxdv.columns.Columns` batch (padded to ``MAX_KBLOCKS``)."""
         wfmt = np.asarray(cols["wfmt"], dtype=np.int64)
         w = np.asarray(cols["w"], dtype=np.int64)
-        w = np.where((wfmt == 4)[:, None, None, None], ((w & 0xF) ^ 0x8) - 0x8, w)
+        w = np.where((wfmt == 4)[:, None, None, None], _low_nibble(w), w)
         return cls(a=np.asarray(cols["a"], dtype=np.int64), a_scale=np.asarray(cols["a_scale"], dtype=np.int64),
                    w=w, w_scale=np.asarray(cols["w_scale"], dtype=np.int64), wfmt=wfmt,
                    kblocks=np.asarray(cols["kblocks"], dtype=np.int64))

@@ -98,7 +98,7 @@ def lanes_to_words(codes: np.ndarray, width: int) -> np.ndarray:
         c = np.asarray(codes)
         beats, lanes = c.shape
         raw = np.zeros((beats, lanes + (-lanes) % per), dtype=_BYTE_LANES[width][0])
-        raw[:, :lanes] = c if c.dtype == np.dtype(_BYTE_LANES[width][0]) else c.astype(np.int64, copy=False).astype(_BYTE_LANES[width][0])
+        raw[:, :lanes] = c  # an unsafe cast: each code's low bytes (two's complement)
         return raw.view("<u4").astype(np.uint32, copy=False)
     c = np.asarray(codes, dtype=np.int64) & ((1 << width) - 1)
     beats, lanes = c.shape
