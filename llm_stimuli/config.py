@@ -33,6 +33,9 @@ class LLMConfig:
     retry_backoff_s: float = 0.5
     #: Transactions sampled from each program of a reply (at most; a program may ask for fewer).
     batch_size: int = 8
+    #: What a program leaves random ("corner": drawn as ``corner_random`` draws it, so the model
+    #: steers the honest baseline; "uniform": uniform over the domain, as before 2026-12-04).
+    fill: str = "corner"
     #: Programs asked for per call.
     programs_per_call: int = 3
     #: Open bins shown per call (missed-bin sampling picks them).
@@ -84,6 +87,8 @@ class LLMConfig:
             raise ValueError(f"llm strategy: option schema_profile must be compact or full, got {self.schema_profile!r}")
         if self.target_assignment not in ("one", "any"):
             raise ValueError(f"llm strategy: option target_assignment must be one or any, got {self.target_assignment!r}")
+        if self.fill not in ("corner", "uniform"):
+            raise ValueError(f"llm strategy: option fill must be corner or uniform, got {self.fill!r}")
         if self.bin_sampling not in ("random", "newest"):
             raise ValueError(f"llm strategy: option bin_sampling must be random or newest, got {self.bin_sampling!r}")
         for name in ("best_programs", "dialogue_rounds", "max_calls"):

@@ -37,7 +37,7 @@ def stimulus_bins(unit, uncovered) -> tuple[list, int]:
 
 
 def build_prompt(unit, targets, n_programs: int, total_open: int, feedback: list[str],
-                 examples: list[dict], assign: bool = False) -> str:
+                 examples: list[dict], assign: bool = False, fill: str = "uniform") -> str:
     """``targets``: the bins (plan :class:`Bin` objects) this request aims at; ``assign``: each
     program is asked for one of them, in order (``targets`` holds at most ``n_programs``)."""
     lines = [
@@ -51,7 +51,7 @@ def build_prompt(unit, targets, n_programs: int, total_open: int, feedback: list
         "Transaction fields:",
         unit.schema.describe(),
         "",
-        describe_language(unit.schema),
+        describe_language(unit.schema, fill),
         "",
     ]
     if targets and assign:

@@ -175,11 +175,13 @@ class LLMStrategy(Strategy):
         schema = ctx.unit.schema
         targets, open_count = self._targets(ctx)
         prompt = build_prompt(ctx.unit, targets, cfg.programs_per_call, open_count, feedback,
-                              self._best[: cfg.best_programs], assign=cfg.target_assignment == "one")
+                              self._best[: cfg.best_programs], assign=cfg.target_assignment == "one",
+                              fill=cfg.fill)
         messages = [{"role": "system", "content": SYSTEM}] + self._dialogue + [{"role": "user", "content": prompt}]
         assigned = [b.name for b in targets] if cfg.target_assignment == "one" else None
+        # with a corner fill a field left out is the baseline's draw, not a useless uniform one
         json_schema = reply_schema(schema, cfg.programs_per_call, ctx.unit.plan.bin_names, cfg.schema_profile,
-                                   assigned=assigned)
+                                   assigned=assigned, require_arrays=False if cfg.fill == "corner" else None)
         seed = int(ctx.cfg.seed) * 100003 + call
         st["calls"] += 1
         programs: list = []
@@ -222,7 +224,7 @@ class LLMStrategy(Strategy):
                 break
             n = min(int(prog["count"]), cfg.batch_size, ctx.budget_left)
             try:
-                txns = sample_program(schema, prog, self._rng, count=n)
+                txns = sample_program(schema, prog, self._rng, count=n, fill=cfg.fill)
             except ProgramError as exc:
                 st["rejected_programs"] += 1
                 feedback.append(f"program {i + 1}: {exc}")

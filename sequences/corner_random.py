@@ -216,19 +216,34 @@ def draw_array(f: Field, dims: tuple, rng: np.random.Generator, mode: str | None
     return arr.tolist()
 
 
+class CornerFill:
+    """corner_random's draws, one field at a time, for one transaction: what
+    :func:`draw_transaction` does, and what a stimulus program's ``fill="corner"`` uses for the
+    fields it leaves out (so a program that leaves every field out *is* ``corner_random``).
+    The transaction-level choice (the all-min / all-max share) is made once, at construction."""
+
+    def __init__(self, rng: np.random.Generator):
+        self.rng = rng
+        self.extreme = rng.random() < EXTREME_SHARE
+        self.shared_edge = int(rng.integers(0, 3))      # 0: all lo, 1: all hi, 2: per field
+
+    def value(self, f: Field, txn: dict):
+        """The field's value (``txn`` holds the fields before it, which size its arrays)."""
+        rng = self.rng
+        if not f.shape:
+            return draw_scalar(f, rng)
+        if self.extreme and f.kind != "choice":
+            edge = self.shared_edge if self.shared_edge < 2 else int(rng.integers(0, 2))
+            return np.full(f.dims(txn), f.hi if edge else f.lo, dtype=np.int64).tolist()
+        return draw_array(f, f.dims(txn), rng)
+
+
 def draw_transaction(schema: TxnSchema, rng: np.random.Generator) -> dict:
     """One corner-random transaction of ``schema`` (fields in order, so sizes come first)."""
     txn: dict = {}
-    extreme = rng.random() < EXTREME_SHARE
-    shared_edge = int(rng.integers(0, 3))      # 0: all lo, 1: all hi, 2: per field
+    fill = CornerFill(rng)
     for f in schema.fields:
-        if not f.shape:
-            txn[f.name] = draw_scalar(f, rng)
-        elif extreme and f.kind != "choice":
-            edge = shared_edge if shared_edge < 2 else int(rng.integers(0, 2))
-            txn[f.name] = np.full(f.dims(txn), f.hi if edge else f.lo, dtype=np.int64).tolist()
-        else:
-            txn[f.name] = draw_array(f, f.dims(txn), rng)
+        txn[f.name] = fill.value(f, txn)
     return txn
 
 
@@ -242,5 +257,5 @@ class CornerRandomStrategy(BatchStrategy):
         return [draw_transaction(schema, ctx.rng) for _ in range(n)]
 
 
-__all__ = ["ARRAY_MODES", "CornerRandomStrategy", "corner_biased", "draw_array", "draw_scalar",
+__all__ = ["ARRAY_MODES", "CornerFill", "CornerRandomStrategy", "corner_biased", "draw_array", "draw_scalar",
            "draw_transaction"]

@@ -104,8 +104,10 @@ def _array_schema(f: Field, compact: bool = False) -> dict:
     return {"type": "object", "properties": props, "additionalProperties": False}
 
 
-def program_schema(schema: TxnSchema, bin_names: list[str] | None = None, compact: bool = False) -> dict:
-    """JSON Schema of one program for ``schema`` (targets limited to ``bin_names`` when given)."""
+def program_schema(schema: TxnSchema, bin_names: list[str] | None = None, compact: bool = False,
+                   require_arrays: bool | None = None) -> dict:
+    """JSON Schema of one program for ``schema`` (targets limited to ``bin_names`` when given).
+    ``require_arrays`` (default: ``compact``): every array field must get a spec."""
     fields: dict = {}
     refs: list[str] = []
     for f in schema.fields:
@@ -117,9 +119,10 @@ def program_schema(schema: TxnSchema, bin_names: list[str] | None = None, compac
                 refs.append(f.name)
     target = {"enum": bin_names} if bin_names else {"type": "string"}
     spec = {"type": "object", "properties": fields, "additionalProperties": False}
-    if compact:
+    if compact if require_arrays is None else require_arrays:
         # measured: given optional fields, Qwen2.5-Coder-0.5B wrote only the scalar ones, so every
-        # program was the default block; the array fields (the content) must get a spec
+        # program was the default (uniform) block; with a uniform fill the array fields (the
+        # content) must get a spec
         spec["required"] = [f.name for f in schema.fields if f.shape]
     return {"type": "object", "properties": {
         "targets": {"type": "array", "items": target, "minItems": 1, "maxItems": 4},
@@ -129,14 +132,16 @@ def program_schema(schema: TxnSchema, bin_names: list[str] | None = None, compac
 
 
 def reply_schema(schema: TxnSchema, programs: int, bin_names: list[str] | None = None,
-                 profile: str = "compact", assigned: list[str] | None = None) -> dict:
+                 profile: str = "compact", assigned: list[str] | None = None,
+                 require_arrays: bool | None = None) -> dict:
     """JSON Schema of an LLM reply ``{"programs": [program, ...]}`` (1..``programs`` items), in
     the given profile (see :data:`PROFILES`). With ``assigned`` (one bin name per program), the
     reply is exactly that many programs, program i targeting ``assigned[i]`` first: the model
-    then writes each program's fields right after the bin it aims at."""
+    then writes each program's fields right after the bin it aims at. ``require_arrays`` as in
+    :func:`program_schema`."""
     if profile not in PROFILES:
         raise ValueError(f"schema profile must be one of {PROFILES}, got {profile!r}")
-    item = program_schema(schema, bin_names, compact=profile == "compact")
+    item = program_schema(schema, bin_names, compact=profile == "compact", require_arrays=require_arrays)
     if assigned:
         tuple_items = []
         for name in assigned:
@@ -152,15 +157,25 @@ def reply_schema(schema: TxnSchema, programs: int, bin_names: list[str] | None =
             "required": ["programs"], "additionalProperties": False}
 
 
-def describe_language(schema: TxnSchema) -> str:
-    """The language in a few lines, with the unit's own field names (for prompts)."""
+#: What the prompt says a program leaves random, per fill (``sample.FILLS``).
+FILL_TEXT = {
+    "uniform": "a field left out is uniformly random.",
+    "corner": ("a field left out (and an integer array spec without \"elements\") is drawn by the "
+               "test bench's default corner-biased random generator (domain edges, special values, "
+               "sparse, constant and identity-like fills), so write only the parts your target needs."),
+}
+
+
+def describe_language(schema: TxnSchema, fill: str = "uniform") -> str:
+    """The language in a few lines, with the unit's own field names (for prompts); ``fill`` says
+    what a program leaves random (see :data:`FILL_TEXT`)."""
     scalars = [f.name for f in schema.fields if not f.shape]
     arrays = [f for f in schema.fields if f.shape]
     lines = [
         "Answer with stimulus PROGRAMS, not raw values: a program says how to generate transactions, "
         "and the test bench samples `count` transactions from it.",
         'A program is {"targets": [bin names it aims at], "count": N (1..64), "fields": {field: spec}}; '
-        "a field left out is uniformly random.",
+        + FILL_TEXT[fill],
         "Integer spec (any scalar field, and the elements of integer arrays): a number (constant), "
         '{"range": [lo, hi]}, {"choice": [a, b, ...]}, "random", or "corners" (domain edges and special values)'
         + (', or for a scalar {"ref": "<earlier field>", "add": k} (that field\'s value plus k)' if len(scalars) > 1 else "")

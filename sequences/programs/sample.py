@@ -145,12 +145,16 @@ def _pick_index(idx, length: int, ch: Chooser):
 
 
 # -- integer arrays -------------------------------------------------------------------------------
-def _int_array(f: Field, spec: dict, dims: tuple, ch: Chooser, schema: TxnSchema) -> np.ndarray:
+def _int_array(f: Field, spec: dict, dims: tuple, ch: Chooser, schema: TxnSchema,
+               fill: str = "uniform") -> np.ndarray:
     dom = Domain.of(f)
     total = int(np.prod(dims)) if dims else 1
     elements = spec.get("elements", {"random": True})
     per = spec.get("per", "element")
-    if per == "array" or total == 0:
+    if fill == "corner" and per == "element" and elements == {"random": True} and total:
+        from mxdv.sequences.corner_random import draw_array  # corner_random's per-array fill
+        arr = np.asarray(draw_array(f, dims, ch.bulk()), dtype=np.int64).reshape(dims)
+    elif per == "array" or total == 0:
         arr = np.full(dims, draw_int(elements, dom, ch), dtype=np.int64)
     elif per == "row":
         rows = draw_many(elements, dom, dims[0], ch.bulk())
@@ -313,12 +317,29 @@ def _bf16_array(f: Field, spec: dict, dims: tuple, ch: Chooser) -> np.ndarray:
 
 
 # -- transactions ----------------------------------------------------------------------------------
-def sample_txn(schema: TxnSchema, program: dict, ch: Chooser) -> Txn:
-    """One transaction from a validated program (see :func:`validate_program`)."""
+#: What a program leaves random: ``uniform`` (a field left out, or an integer array's elements
+#: with no ``elements`` spec, is uniform over its domain; BF16 arrays uniform bit patterns, as
+#: ``random`` draws them) or ``corner`` (those parts drawn as ``corner_random`` draws them: a
+#: program with no fields is then exactly a ``corner_random`` transaction).
+FILLS = ("uniform", "corner")
+
+
+def sample_txn(schema: TxnSchema, program: dict, ch: Chooser, fill: str = "uniform") -> Txn:
+    """One transaction from a validated program (see :func:`validate_program`); ``fill`` is
+    one of :data:`FILLS`."""
+    if fill not in FILLS:
+        raise ValueError(f"fill must be one of {FILLS}, got {fill!r}")
     specs = program.get("fields", {})
     txn: Txn = {}
+    corner = None
+    if fill == "corner":
+        from mxdv.sequences.corner_random import CornerFill
+        corner = CornerFill(ch.bulk())
     for f in schema.fields:
         spec = specs.get(f.name)
+        if spec is None and corner is not None:
+            txn[f.name] = corner.value(f, txn)
+            continue
         if not f.shape:
             txn[f.name] = draw_int(spec or {"random": True}, Domain.of(f), ch, txn)
             continue
@@ -334,15 +355,17 @@ def sample_txn(schema: TxnSchema, program: dict, ch: Chooser) -> Txn:
         elif f.kind == "bf16":  # no spec: uniform bit patterns, as `random` draws them
             arr = ch.bulk().integers(0, 0x10000, size=dims, dtype=np.int64)
         else:
-            arr = _int_array(f, spec or {}, dims, ch, schema)
+            arr = _int_array(f, spec or {}, dims, ch, schema, fill)
         txn[f.name] = arr.tolist()
     return schema.normalize(txn)
 
 
-def sample_program(schema: TxnSchema, program: dict, rng: np.random.Generator, count: int | None = None) -> list[Txn]:
-    """``count`` (default the program's ``count``) transactions, numpy-sampled."""
+def sample_program(schema: TxnSchema, program: dict, rng: np.random.Generator, count: int | None = None,
+                   fill: str = "uniform") -> list[Txn]:
+    """``count`` (default the program's ``count``) transactions, numpy-sampled; ``fill`` as in
+    :func:`sample_txn`."""
     ch = NumpyChooser(rng)
-    return [sample_txn(schema, program, ch) for _ in range(program.get("count", 8) if count is None else count)]
+    return [sample_txn(schema, program, ch, fill) for _ in range(program.get("count", 8) if count is None else count)]
 
 
 def hypothesis_txn(schema: TxnSchema, program: dict):
@@ -356,5 +379,5 @@ def hypothesis_txn(schema: TxnSchema, program: dict):
     return draw()
 
 
-__all__ = ["Chooser", "NumpyChooser", "HypothesisChooser", "sample_txn", "sample_program",
+__all__ = ["FILLS", "Chooser", "NumpyChooser", "HypothesisChooser", "sample_txn", "sample_program",
            "hypothesis_txn", "bf16_code", "draw_int"]
