@@ -36,6 +36,10 @@ class LLMConfig:
     #: What a program leaves random ("corner": drawn as ``corner_random`` draws it, so the model
     #: steers the honest baseline; "uniform": uniform over the domain, as before 2026-12-04).
     fill: str = "corner"
+    #: Per sampled transaction, the chance that each field spec of a program is dropped (the
+    #: field then comes from the fill): 0 samples every program as written; above 0 a program's
+    #: transactions vary around it, as a swarm varies which constraints are on.
+    relax: float = 0.0
     #: Programs asked for per call.
     programs_per_call: int = 3
     #: Open bins shown per call (missed-bin sampling picks them).
@@ -101,6 +105,8 @@ class LLMConfig:
         for name in ("max_retries", "max_repairs", "retry_backoff_s"):
             if getattr(self, name) < 0:
                 raise ValueError(f"llm strategy: option {name} must be >= 0, got {getattr(self, name)}")
+        if not 0.0 <= self.relax <= 1.0:
+            raise ValueError(f"llm strategy: option relax must be in [0, 1], got {self.relax}")
         if not 0.0 <= self.temperature <= 2.0:
             raise ValueError(f"llm strategy: option temperature must be in [0, 2], got {self.temperature}")
 

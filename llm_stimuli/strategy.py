@@ -224,7 +224,7 @@ class LLMStrategy(Strategy):
                 break
             n = min(int(prog["count"]), cfg.batch_size, ctx.budget_left)
             try:
-                txns = sample_program(schema, prog, self._rng, count=n, fill=cfg.fill)
+                txns = self._sample(schema, prog, n)
             except ProgramError as exc:
                 st["rejected_programs"] += 1
                 feedback.append(f"program {i + 1}: {exc}")
@@ -254,6 +254,18 @@ class LLMStrategy(Strategy):
                 del self._best[cfg.best_programs:]
             log.info("llm call %d program %d: %d txns, newly covered: %s", call, i + 1, len(txns), ", ".join(new) or "nothing")
         return new_total, feedback
+
+    def _sample(self, schema, prog: dict, n: int) -> list:
+        """``n`` transactions of ``prog``; with ``relax`` > 0 each one drops each field spec with
+        that chance (the dropped fields come from the fill)."""
+        cfg = self._cfg
+        if not cfg.relax:
+            return sample_program(schema, prog, self._rng, count=n, fill=cfg.fill)
+        out = []
+        for _ in range(n):
+            kept = {k: v for k, v in prog["fields"].items() if self._rng.random() >= cfg.relax}
+            out += sample_program(schema, dict(prog, fields=kept), self._rng, count=1, fill=cfg.fill)
+        return out
 
     def _ask(self, messages: list[dict], json_schema: dict, seed: int) -> dict:
         """The reply from the cache (any format the endpoint may still use) or the endpoint."""

@@ -571,3 +571,46 @@ def test_corners_for_a_bf16_array_is_refused_or_means_corners():
         return
     for t in sample_program(Q, prog, np.random.default_rng(0), count=3):
         assert set(t["values"]) <= set(field.corners)
+
+
+@pytest.mark.parametrize("unit_name", ["quantizer", "systolic_array", "attention"])
+def test_corner_fill_leaves_the_written_parts_and_fills_the_rest(unit_name):
+    """fill="corner": a program with no fields is exactly corner_random's transaction from the
+    same generator; a field the program sets keeps its spec."""
+    from mxdv.sequences.corner_random import draw_transaction
+
+    unit = get_unit(unit_name)
+    rng = np.random.default_rng(11)
+    expected = [unit.schema.normalize(draw_transaction(unit.schema, rng)) for _ in range(30)]
+    assert sample_program(unit.schema, {"fields": {}}, np.random.default_rng(11), count=30, fill="corner") == expected
+    assert sample_program(unit.schema, {"fields": {}}, np.random.default_rng(11), count=30) != expected
+    scalar = next(f for f in unit.schema.fields if not f.shape)
+    value = scalar.choices[-1] if scalar.choices else scalar.lo
+    prog = validate_program(unit.schema, {"fields": {scalar.name: value}})
+    txns = sample_program(unit.schema, prog, np.random.default_rng(2), count=30, fill="corner")
+    assert {t[scalar.name] for t in txns} == {value}
+
+
+def test_corner_fill_of_an_integer_array_keeps_the_specs_on_top():
+    """An integer array spec without elements gets corner_random's fill, then its zero/set parts."""
+    unit = get_unit("systolic_array")
+    prog = validate_program(unit.schema, {"fields": {"kblocks": 1, "a": {"set": [{"at": [0, 0, 0], "value": 77}]}}})
+    txns = sample_program(unit.schema, prog, np.random.default_rng(4), count=40, fill="corner")
+    assert all(t["a"][0][0][0] == 77 for t in txns)
+    # the rest is corner-biased: constant / corner-only fills show up, unlike uniform draws
+    flat = [np.asarray(t["a"]).reshape(-1)[1:] for t in txns]
+    assert any(len(set(x.tolist())) <= 6 for x in flat)
+    uniform = sample_program(unit.schema, prog, np.random.default_rng(4), count=40)
+    assert not any(len(set(np.asarray(t["a"]).reshape(-1)[1:].tolist())) <= 6 for t in uniform)
+    with pytest.raises(ValueError, match="fill must be one of"):
+        sample_program(unit.schema, prog, np.random.default_rng(4), count=1, fill="zeros")
+
+
+def test_require_arrays_follows_the_fill():
+    unit = get_unit("systolic_array")
+    arrays = {f.name for f in unit.schema.fields if f.shape}
+    spec = program_schema(unit.schema, compact=True)["properties"]["fields"]
+    assert set(spec["required"]) == arrays
+    assert "required" not in program_schema(unit.schema, compact=True, require_arrays=False)["properties"]["fields"]
+    text = describe_language(unit.schema, "corner")
+    assert "corner-biased" in text and "uniformly random" not in text

@@ -484,7 +484,7 @@ def test_config_defaults():
     cfg = LLMConfig(base_url="http://x/v1", model="m")
     assert (cfg.batch_size, cfg.programs_per_call, cfg.targets_shown, cfg.bin_sampling, cfg.best_programs,
             cfg.dialogue_rounds, cfg.stagnation_calls, cfg.converge_calls, cfg.max_calls,
-            cfg.schema_profile) == (8, 3, 6, "random", 3, 1, 3, 8, 0, "compact")
+            cfg.schema_profile, cfg.fill, cfg.relax) == (8, 3, 6, "random", 3, 1, 3, 8, 0, "compact", "corner", 0.0)
 
 
 def test_config_errors(tmp_path, monkeypatch):
@@ -507,6 +507,10 @@ def test_config_errors(tmp_path, monkeypatch):
         resolve({"model": "m", "converge_calls": 0})
     with pytest.raises(ValueError, match="max_calls must be >= 0"):
         resolve({"model": "m", "max_calls": -1})
+    with pytest.raises(ValueError, match="fill must be corner or uniform, got 'zeros'"):
+        resolve({"model": "m", "fill": "zeros"})
+    with pytest.raises(ValueError, match=r"relax must be in \[0, 1\], got 1.5"):
+        resolve({"model": "m", "relax": 1.5})
     with pytest.raises(ValueError, match="does not exist"):
         resolve({"model": "m", "config": str(tmp_path / "missing.json")})
     (tmp_path / "bad.json").write_text("{nope")
@@ -612,3 +616,34 @@ def test_parse_reply_numbers_target_problems_as_the_reply_does():
     text = json.dumps({"programs": [{"fields": {"elem_width": 5}}, good]})
     _, problems = parse_reply(text, UNIT.schema, 2, UNIT.plan.bin_names)
     assert problems[1] == "program 2: targets ['no.such_bin'] are not bins of the plan"
+
+
+# -- what a program leaves random ---------------------------------------------------------------
+@pytest.mark.parametrize("unit_name", ["quantizer", "systolic_array", "attention"])
+def test_empty_programs_with_the_corner_fill_are_corner_random(unit_name):
+    """With fill=corner (the default) the strategy samples a program that specifies nothing
+    exactly as corner_random draws from the same generator: the model steers the baseline, and
+    whatever the llm strategy gains over corner_random comes from what the model wrote."""
+    from mxdv.sequences.corner_random import draw_transaction
+
+    unit = get_unit(unit_name)
+    prog = validate_program(unit.schema, {"targets": [], "fields": {}})
+    rng = np.random.default_rng(3)
+    expected = [unit.schema.normalize(draw_transaction(unit.schema, rng)) for _ in range(12)]
+    for fill in ("corner", "uniform"):
+        strategy = LLMStrategy({"model": "m", "base_url": "http://x/v1", "fill": fill})
+        strategy._cfg, strategy._rng = resolve(strategy.options), np.random.default_rng(3)
+        assert (strategy._sample(unit.schema, prog, 12) == expected) is (fill == "corner")
+
+
+def test_relax_drops_field_specs_per_transaction(tmp_path):
+    """relax=0 samples every program as written; relax=1 drops every spec (corner fill only)."""
+    unit = get_unit("systolic_array")
+    prog = validate_program(unit.schema, {"fields": {"wfmt": 4, "kblocks": 2, "a_scale": {"elements": 255}}})
+    for relax, written in ((0.0, True), (1.0, False)):
+        strategy = LLMStrategy({"model": "m", "base_url": "http://x/v1", "relax": relax})
+        strategy._cfg, strategy._rng = resolve(strategy.options), np.random.default_rng(0)
+        txns = strategy._sample(unit.schema, prog, 40)
+        as_written = [t["wfmt"] == 4 and t["kblocks"] == 2 and {c for row in t["a_scale"] for c in row} == {255}
+                      for t in txns]
+        assert all(as_written) if written else not any(as_written)
