@@ -162,10 +162,12 @@ class RunContext:
     def rng_env(self) -> np.random.Generator:
         return self.state.rng
 
-    def _wants_reset(self) -> bool:
+    def _wants_reset(self, batch: int | None = None) -> bool:
+        """Whether batch number ``batch`` (default: the current one) gets a reset in its traffic:
+        always the third, else with ``reset_prob``."""
         if self.cfg.reset_prob <= 0:
             return False
-        return self._batches == 3 or self.rng_env.random() < self.cfg.reset_prob
+        return (self._batches if batch is None else batch) == 3 or self.rng_env.random() < self.cfg.reset_prob
 
     async def _reset_in_traffic(self, delay: int) -> None:
         await ClockCycles(self.state.clk, delay)

@@ -31,6 +31,21 @@ CRASH_VAR = "MXDV_BULK_CRASH_AT_BATCH"
 #: ``MXDV_COLUMNAR=0`` turns the columnar path off (every batch per transaction), for
 #: comparisons and benchmarks.
 COLUMNAR_VAR = "MXDV_COLUMNAR"
+#: Transactions past the ``reset_at``-th input beat kept in the head of a columnar batch that is
+#: run around its reset (see ``BulkRunContext._run_split``).
+RESET_HEAD_MARGIN = 2
+
+
+def _slice_encoded(encoded, start: int, stop: int):
+    """Transactions ``start:stop`` of a columnar batch's ``(stimulus records, beats per
+    transaction)``, their records renumbered from 0."""
+    stims, counts = encoded
+    part = {}
+    for p, s in stims.items():
+        first = P.frame_starts(counts[p])
+        part[p] = s[first[start]: first[stop]].copy()
+        part[p][:, 0] -= start
+    return part, {p: c[start:stop] for p, c in counts.items()}
 
 
 class ChainedResults(Sequence):
@@ -243,18 +258,13 @@ class BulkRunContext(RunContext):
                     cols = None  # not of the schema's shapes: the per-transaction path reports it
         out: list = []
         if cols is not None:
-            stims, counts = drv.encode_columns(cols)
-            first = {p: P.frame_starts(c) for p, c in counts.items()}
-            for start, stop in drv.split_columns(counts):
-                part = {p: s[first[p][start]: first[p][stop]].copy() for p, s in stims.items()}
-                for s in part.values():
-                    s[:, 0] -= start
-                out.append(await self._run_batch(cols.take(slice(start, stop)),
-                                                 (part, {p: c[start:stop] for p, c in counts.items()})))
+            encoded = drv.encode_columns(cols)
+            for start, stop in drv.split_columns(encoded[1]):
+                out += await self._run_split(cols.take(slice(start, stop)), _slice_encoded(encoded, start, stop))
         else:
             encoded = drv.encode(txns)
             for start, stop in drv.split(txns, encoded):
-                out.append(await self._run_batch(txns[start:stop], encoded[start:stop]))
+                out += await self._run_split(txns[start:stop], encoded[start:stop])
         self._record_history()
         return out[0] if len(out) == 1 else ChainedResults(out)
 
@@ -262,20 +272,47 @@ class BulkRunContext(RunContext):
         """A reset asked for by a strategy: the next batch starts with one."""
         self._lead_reset = max(self._lead_reset, 4)
 
-    async def _run_batch(self, batch, encoded) -> list[TxnResult]:
-        """One batch through the harness. ``batch`` is a list of transactions (``encoded``:
-        their beats) or a ``Columns`` batch (``encoded``: its stimulus records and beats per
-        transaction). A columnar batch whose schedule holds a reset, or whose captures are
-        not whole transactions, is published per transaction."""
+    def _draw_reset(self, n: int) -> tuple[int, int] | None:
+        """A reset in the traffic of the next batch of ``n`` transactions, as cycle mode draws
+        it (``(cycles into the traffic, length)``), or None."""
+        if not self._wants_reset(self._batches + 1):
+            return None
+        return int(self.rng_env.integers(1, 4 + 2 * n)), int(self.rng_env.integers(1, 4))
+
+    async def _run_split(self, batch, encoded) -> list:
+        """A batch (a transaction list or a ``Columns`` batch, as :meth:`_run_batch` takes it).
+        A reset drawn for it lands within the first ``reset_at`` input beats, so only a head of
+        transactions holding that many beats (plus :data:`RESET_HEAD_MARGIN`) runs with the
+        reset (a columnar batch: per transaction); the rest follows as a batch of its own,
+        without one (a columnar batch: on the columnar path)."""
+        n = len(batch)
+        reset = self._draw_reset(n)
+        if reset is not None:
+            if isinstance(batch, Columns):
+                per_port = list(encoded[1].values())
+                cut = lambda a, b: (batch.take(slice(a, b)), _slice_encoded(encoded, a, b))  # noqa: E731
+            else:
+                ports = {p for e in encoded for p in e}
+                per_port = [[len(e.get(p, ())) for e in encoded] for p in sorted(ports)]
+                cut = lambda a, b: (batch[a:b], encoded[a:b])  # noqa: E731
+            beats = np.max(np.stack([np.cumsum(np.asarray(c, dtype=np.int64)) for c in per_port]), axis=0)
+            head = min(n, int(np.searchsorted(beats, reset[0])) + 1 + RESET_HEAD_MARGIN)
+            if head < n:
+                return [await self._run_batch(*cut(0, head), reset), await self._run_batch(*cut(head, n), None)]
+        return [await self._run_batch(batch, encoded, reset)]
+
+    async def _run_batch(self, batch, encoded, reset: tuple[int, int] | None) -> list[TxnResult]:
+        """One batch through the harness, with ``reset`` (from :meth:`_draw_reset`) in its
+        traffic. ``batch`` is a list of transactions (``encoded``: their beats) or a ``Columns``
+        batch (``encoded``: its stimulus records and beats per transaction). A columnar batch
+        whose schedule holds a reset, or whose captures are not whole transactions, is
+        published per transaction."""
         n = len(batch)
         ids = list(range(self.submitted, self.submitted + n))
         self.submitted += n
         self._batches += 1
         drv, mon = self.env.batch_driver, self.env.batch_monitor
-        reset_at = reset_len = None
-        if self._wants_reset():
-            reset_at = int(self.rng_env.integers(1, 4 + 2 * n))
-            reset_len = int(self.rng_env.integers(1, 4))
+        reset_at, reset_len = reset if reset is not None else (None, None)
         cols = batch if isinstance(batch, Columns) else None
         if cols is not None and reset_at is not None:
             batch = cols.rows()

@@ -88,3 +88,33 @@ def test_the_policy_the_test_bench_sets_lets_constrained_work_and_stops_misuse()
     random = get_strategy("random")({})
     HINT_POLICY.allowed = random.reads_hints
     assert len(random.propose(_fake_ctx(unit), 8)) == 8
+
+
+@pytest.mark.parametrize("unit_name", UNITS)
+def test_constrained_columns_mix_hints_and_corner_biased_draws(unit_name):
+    """The columnar form of `constrained` (bulk mode): valid columns, the hinted transactions
+    are the hints' own (every hinted bin of a plan reached by its hint), the rest corner-biased."""
+    from mxdv.columns import check
+    from mxdv.sequences.corner_random import corner_biased_columns
+
+    unit = get_unit(unit_name)
+    HINT_POLICY.allowed, HINT_POLICY.strategy = True, "constrained"
+    for explore in (0.0, 1.0):
+        cols = get_strategy("constrained")({"explore": explore}).propose_columns(_fake_ctx(unit), 64)
+        assert len(check(cols)) == 64
+    explored = corner_biased_columns(unit.schema, np.random.default_rng(5), 2000)
+    assert len(check(explored)) == 2000
+    for f in unit.schema.fields:  # each corner-bearing field takes its corners about half the time or more
+        if f.corners and f.kind != "choice":
+            a = explored[f.name]
+            share = np.isin(a, f.corners).mean() if not f.shape else None
+            assert share is None or share > 0.4, (f.name, share)
+    # hints only: coverage of the hinted bins matches what the hints give as dicts
+    rows = get_strategy("constrained")({"explore": 0.0}).propose_columns(_fake_ctx(unit), 400).rows()
+    hit = set()
+    for t in rows:
+        hit |= set(unit.sample(t))
+    dict_hit = set()
+    for t in get_strategy("constrained")({"explore": 0.0}).propose(_fake_ctx(unit), 400):
+        dict_hit |= set(unit.sample(unit.schema.normalize(t)))
+    assert len(hit) >= 0.9 * len(dict_hit)
