@@ -33,6 +33,7 @@ import numpy as np
 from mxdv.refmodel.mx import MXTensor, dequantize_mx
 
 __all__ = [
+    "mx_attention_each",
     "BF16_CANONICAL_NAN",
     "SCORE_FRAC_BITS",
     "LOGIT_FRAC_BITS",
@@ -457,6 +458,61 @@ def mx_attention(q: MXTensor, k: MXTensor, v: MXTensor, *, causal: bool = False,
     :func:`mx_attention_bits` for the arguments."""
     bits = mx_attention_bits(q, k, v, causal=causal, q_offset=q_offset, kv_len=kv_len, tile=tile)
     return (bits.astype(np.uint32) << np.uint32(16)).view(np.float32)
+
+
+def _mx_part(t: MXTensor, index, rows: int) -> MXTensor:
+    return MXTensor(scales=np.asarray(t.scales)[index, :rows], elements=np.asarray(t.elements)[index, :rows],
+                    fmt=t.fmt, block_size=t.block_size, axis=-1)
+
+
+def _trace_of(tr: AttentionTrace, j: int, n_keys: int, tile: int) -> AttentionTrace:
+    """Sequence ``j`` of a trace over a padded group, cut to its own ``n_keys`` keys and tiles."""
+    tiles = -(-n_keys // tile)
+    return AttentionTrace(scores=tr.scores[j, :, :n_keys], logits=tr.logits[j, :, :n_keys],
+                          visible=tr.visible[j, :, :n_keys], vfx=tr.vfx[j, :n_keys], m=tr.m[j], l=tr.l[j],
+                          acc=tr.acc[j], row_nan=tr.row_nan[j], nan=tr.nan[j], bits=tr.bits[j],
+                          tile_max=tr.tile_max[:tiles, j],
+                          div_rounding=None if tr.div_rounding is None else tr.div_rounding[j])
+
+
+def mx_attention_each(q: MXTensor, k: MXTensor, v: MXTensor, n_rows, n_keys, causal, q_offset, *,
+                      tile: int = 16, trace: bool = False) -> list:
+    """:func:`mx_attention_bits` (or, with ``trace``, :func:`mx_attention_trace`) of each
+    sequence of a padded batch, as a list: sequence i is ``q[i, :n_rows[i]]`` against
+    ``k[i, :n_keys[i]]``, ``v[i, :n_keys[i]]`` with its own ``causal[i]`` and ``q_offset[i]``
+    (q: MXINT ``[n, rows, d]``, k and v ``[n, keys, d]``; padding is ignored).
+
+    The sequences run in groups, one call per group: those sharing a row count and a mask
+    (causal, and q_offset clamped to the padded key count, past which a causal mask hides
+    nothing), each group's keys padded to its longest sequence and cut with ``kv_len``. The
+    results equal the one-sequence calls exactly (masked keys add nothing, and every step is
+    per element or an exact integer sum; ``tests/refmodel/test_attention.py`` checks it)."""
+    n_rows, n_keys = np.asarray(n_rows, dtype=np.int64), np.asarray(n_keys, dtype=np.int64)
+    causal, q_offset = np.asarray(causal).astype(bool), np.asarray(q_offset, dtype=np.int64)
+    n = len(n_rows)
+    for name, a in (("n_keys", n_keys), ("causal", causal), ("q_offset", q_offset)):
+        if a.shape != (n,):
+            raise ValueError(f"{name} must hold one value per sequence ({n}), got shape {a.shape}")
+    lk = int(np.shape(k.elements)[1]) if np.ndim(k.elements) == 3 else 0
+    if np.ndim(q.elements) != 3 or np.ndim(k.elements) != 3 or np.shape(q.elements)[0] != n or np.shape(k.elements)[0] != n:
+        raise ValueError(f"q must be [n, rows, d] and k, v [n, keys, d] with n = {n} sequences, got "
+                         f"q {np.shape(q.elements)}, k {np.shape(k.elements)}")
+    if n and (n_rows.min() < 1 or n_rows.max() > np.shape(q.elements)[1] or n_keys.min() < 1 or n_keys.max() > lk):
+        raise ValueError(f"n_rows must lie in 1..{np.shape(q.elements)[1]} and n_keys in 1..{lk}")
+    if n and q_offset.min() < 0:
+        raise ValueError("q_offset must be >= 0")
+    offset = np.where(causal, np.minimum(q_offset, lk), 0)
+    out: list = [None] * n
+    keys = np.stack([n_rows, causal.astype(np.int64), offset], axis=1) if n else np.zeros((0, 3), np.int64)
+    groups, inverse = np.unique(keys, axis=0, return_inverse=True)
+    for g, (rows, c, off) in enumerate(groups.tolist()):
+        idx = np.flatnonzero(inverse.reshape(-1) == g)
+        longest = int(n_keys[idx].max())
+        qs, ks, vs = _mx_part(q, idx, rows), _mx_part(k, idx, longest), _mx_part(v, idx, longest)
+        res = _run(qs, ks, vs, bool(c), int(off), n_keys[idx], tile, want_trace=trace)
+        for j, i in enumerate(idx.tolist()):
+            out[i] = _trace_of(res, j, int(n_keys[i]), tile) if trace else res[j]
+    return out
 
 
 # -- float64 references ----------------------------------------------------------------------

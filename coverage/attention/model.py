@@ -435,10 +435,12 @@ def key_gaps(tr, tile: int) -> np.ndarray:
     return np.where(vis, m_at - np.where(vis, np.asarray(tr.logits), 0), 0)
 
 
-def sample(txn: dict, q, k, v, params: dict) -> set[str]:
+def sample(txn: dict, q, k, v, params: dict, trace=None) -> set[str]:
+    """The bins one sequence hits; ``trace``: its ``mx_attention_trace`` when the caller has
+    it already (a batch's, from ``mx_attention_each``)."""
     tile, maxlen, qrows = params["TILE"], params["MAXLEN"], params["QROWS"]
     n_rows, n_keys, causal = txn["n_rows"], txn["n_keys"], bool(txn["causal"])
-    tr = mx_attention_trace(q, k, v, causal=causal, q_offset=int(txn["q_offset"]), tile=tile)
+    tr = trace if trace is not None else mx_attention_trace(q, k, v, causal=causal, q_offset=int(txn["q_offset"]), tile=tile)
     hits: set[str] = set()
     for name, n, _ in length_bins(tile, maxlen):
         if n_keys == n:

@@ -12,7 +12,7 @@ from mxdv.coverage.plan import hit_matrix
 from mxdv.env.bulk.payload import lanes_to_words, words_to_lanes
 import ml_dtypes
 
-from mxdv.refmodel.attention import dense_attention, mx_attention_bits, mx_attention_error_bound
+from mxdv.refmodel.attention import dense_attention, mx_attention_bits, mx_attention_each, mx_attention_error_bound
 from mxdv.refmodel.mx import MXTensor, dequantize_mx
 from mxdv.schema import Field, TxnSchema, pack_lanes, unpack_lanes
 from mxdv.unit import Port, Unit
@@ -238,19 +238,32 @@ class AttentionUnit(Unit):
             "v_codes": grid(live_kv, words_to_lanes(kv["v_codes"], kb, d, signed=True), (d,)),
             "v_scales": grid(live_kv, words_to_lanes(kv["v_scales"], 8, nb), (nb,))})
 
+    def _each(self, cols, trace: bool) -> list:
+        """The reference model of every sequence of a batch (``mx_attention_each``: grouped
+        calls on the padded arrays), bits or traces."""
+        block, kfmt = self.parameters["BLOCK"], f"mxint{self.kb}"
+
+        def mx(codes, scales, fmt):
+            return MXTensor(scales=cols[scales].astype(np.uint8), elements=cols[codes].astype(np.int8),
+                            fmt=fmt, block_size=block, axis=-1)
+
+        return mx_attention_each(mx("q_codes", "q_scales", "mxint8"), mx("k_codes", "k_scales", kfmt),
+                                 mx("v_codes", "v_scales", kfmt), cols["n_rows"], cols["n_keys"],
+                                 cols["causal"], cols["q_offset"], tile=self.parameters["TILE"], trace=trace)
+
     def predict_columns(self, cols):
         rows = cols["n_rows"]
-        data, last = [], []
-        for txn in cols.views():
-            q, k, v = self.operands(txn)
-            bits = mx_attention_bits(q, k, v, causal=bool(txn["causal"]), q_offset=int(txn["q_offset"]),
-                                     tile=self.parameters["TILE"])
-            data.append(lanes_to_words(np.asarray(bits).reshape(txn["n_rows"], self.d), 16))
-            last.append(np.arange(txn["n_rows"]) == txn["n_rows"] - 1)
-        return rows, {"data": np.concatenate(data), "last": np.concatenate(last).astype(np.int64)}
+        if not len(cols):
+            return rows, {"data": lanes_to_words(np.zeros((0, self.d), np.int64), 16), "last": np.zeros(0, np.int64)}
+        bits = self._each(cols, trace=False)
+        data = lanes_to_words(np.concatenate([b.reshape(-1, self.d) for b in bits]), 16)
+        last = np.concatenate([np.arange(r) == r - 1 for r in rows.tolist()]).astype(np.int64)
+        return rows, {"data": data, "last": last}
 
     def sample_columns(self, cols):
-        return hit_matrix(self.plan, (self.sample(txn) for txn in cols.views()))
+        traces = self._each(cols, trace=True) if len(cols) else []
+        return hit_matrix(self.plan, (cov.sample(txn, *self.operands(txn), self.parameters, trace=tr)
+                                      for txn, tr in zip(cols.views(), traces)))
 
     def work_columns(self, cols) -> float:
         return float(np.asarray(cols["n_keys"]).sum())

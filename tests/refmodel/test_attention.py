@@ -260,3 +260,51 @@ def test_bad_operands_are_named():
         A.mx_attention(x, q8, q8)
     with pytest.raises(ValueError, match="head dimension"):
         A.mx_attention(q8, quantize_mx(x[:, :16], "mxint8", 8), quantize_mx(x[:, :16], "mxint8", 8))
+
+
+def _padded_batch(rng, n, rows, keys, d, block, kb):
+    """Random padded sequences (codes, scales with some NaN and extreme codes, masks)."""
+    def mx(shape, fmt, width):
+        lo, hi = -(1 << (width - 1)), (1 << (width - 1)) - 1
+        codes = rng.integers(lo, hi + 1, size=shape).astype(np.int8)
+        scales = rng.choice(np.array([0, 1, 100, 120, 127, 130, 200, 254, 255], np.uint8),
+                            size=shape[:-1] + (shape[-1] // block,),
+                            p=[.05, .05, .1, .3, .2, .1, .1, .05, .05])
+        return A.MXTensor(scales=scales, elements=codes, fmt=fmt, block_size=block, axis=-1)
+
+    q = mx((n, rows, d), "mxint8", 8)
+    k, v = mx((n, keys, d), f"mxint{kb}", kb), mx((n, keys, d), f"mxint{kb}", kb)
+    n_rows = rng.integers(1, rows + 1, size=n)
+    n_keys = rng.integers(1, keys + 1, size=n)
+    causal = rng.random(n) < 0.6
+    q_offset = np.where(rng.random(n) < 0.7, rng.integers(0, keys + 2, size=n), rng.integers(0, 65536, size=n))
+    return q, k, v, n_rows, n_keys, causal, q_offset
+
+
+@pytest.mark.parametrize("d,block,kb,rows,keys,tile", [(16, 8, 8, 2, 12, 4), (32, 16, 4, 3, 9, 2), (64, 32, 4, 2, 20, 16)])
+def test_mx_attention_each_equals_one_sequence_at_a_time(d, block, kb, rows, keys, tile):
+    """The grouped batch runner gives each sequence exactly its own bits and trace."""
+    rng = np.random.default_rng(d + keys)
+    n = 120
+    q, k, v, n_rows, n_keys, causal, q_offset = _padded_batch(rng, n, rows, keys, d, block, kb)
+    bits = A.mx_attention_each(q, k, v, n_rows, n_keys, causal, q_offset, tile=tile)
+    traces = A.mx_attention_each(q, k, v, n_rows, n_keys, causal, q_offset, tile=tile, trace=True)
+    for i in range(n):
+        part = lambda t, m: A.MXTensor(scales=t.scales[i, :m], elements=t.elements[i, :m],  # noqa: E731
+                                       fmt=t.fmt, block_size=block, axis=-1)
+        args = (part(q, n_rows[i]), part(k, n_keys[i]), part(v, n_keys[i]))
+        kw = dict(causal=bool(causal[i]), q_offset=int(q_offset[i]), tile=tile)
+        np.testing.assert_array_equal(bits[i], A.mx_attention_bits(*args, **kw))
+        want = A.mx_attention_trace(*args, **kw)
+        for name in ("scores", "logits", "visible", "vfx", "m", "l", "acc", "row_nan", "nan", "bits",
+                     "tile_max", "div_rounding"):
+            np.testing.assert_array_equal(getattr(traces[i], name), getattr(want, name), err_msg=f"{name} of sequence {i}")
+
+
+def test_mx_attention_each_names_bad_arguments():
+    rng = np.random.default_rng(0)
+    q, k, v, n_rows, n_keys, causal, q_offset = _padded_batch(rng, 4, 2, 6, 16, 8, 8)
+    with pytest.raises(ValueError, match="causal must hold one value per sequence"):
+        A.mx_attention_each(q, k, v, n_rows, n_keys, causal[:3], q_offset)
+    with pytest.raises(ValueError, match="n_keys in 1..6"):
+        A.mx_attention_each(q, k, v, n_rows, n_keys + 6, causal, q_offset)
