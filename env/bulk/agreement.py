@@ -141,7 +141,7 @@ async def replay_cycle_mode(dut, unit: Unit, encoded, sched: Schedule, idle_limi
                 out_stall = 0
         rst_prev = rst
         idle = 0 if progress else idle + 1
-        if cyc >= sched.cycles and idle >= idle_limit:
+        if cyc >= sched.quiet_from and idle >= idle_limit:
             return cap, cyc
         drive(word(cyc))
 

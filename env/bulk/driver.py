@@ -141,7 +141,8 @@ class BatchDriver(uvm_component):
             total += len(stim)
         out_cap = 4 * total + 1024
         resets = int(np.count_nonzero(schedule.rst[1:] & ~schedule.rst[:-1])) + int(schedule.rst[:1].sum()) + 1
-        limits = {"n_txns": n_txns, "sched_len": schedule.cycles, "idle_limit": self.idle_limit,
+        limits = {"n_txns": n_txns, "sched_len": schedule.cycles, "sched_quiet": schedule.quiet_from,
+                  "idle_limit": self.idle_limit,
                   "max_cycles": schedule.cycles + self.idle_limit + 2000 + 400 * total,
                   "in_cap": max(params[: len(lay.inputs)].max(initial=0), 1), "out_cap": out_cap,
                   "reset_cap": resets}

@@ -17,8 +17,8 @@ value), at every rising edge ``c`` (1 = the first edge of the batch):
   (no gap). When a reset begins, the transaction being driven is abandoned on every port:
   each port resumes at the first transaction no port has started yet (what a reset in cycle
   mode drops is dropped here too: the predictor sees the reset in the captures);
-* end: after the schedule, once no beat has been accepted on any port for ``idle_limit``
-  cycles (reason ``done`` if every input beat went in, else ``stalled``), or when a capture
+* end: after the schedule's last reset, once no beat has been accepted on any port for
+  ``idle_limit`` cycles (reason ``done`` if every input beat went in, else ``stalled``), or when a capture
   memory is full, or at ``max_cycles``.
 """
 from __future__ import annotations
@@ -173,7 +173,7 @@ def harness_source(unit: Unit) -> str:
           "            reason = 0;",
           f"            if (overflow) reason = {L.CAPTURE_FULL};",
           f"            else if (cyc >= max_cycles) reason = {L.MAX_CYCLES};",
-          f"            else if (cyc >= sched_len && idle >= idle_limit) reason = all_in ? {L.DONE} : {L.STALLED};",
+          f"            else if (cyc >= sched_quiet && idle >= idle_limit) reason = all_in ? {L.DONE} : {L.STALLED};",
           "            if (reason != 0) begin  // the batch ends: report, stop driving, hold the output",
           f"                mxdv_wr({L.STATUS}, 0, reason); mxdv_wr({L.STATUS}, 1, cyc);",
           f"                mxdv_wr({L.STATUS}, 2, out_n); mxdv_wr({L.STATUS}, 3, reset_n);"]

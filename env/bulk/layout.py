@@ -29,7 +29,10 @@ from mxdv.unit import Port, Unit
 PARAMS, STATUS, SCHED, RESETS, OUT_CAP = 0, 1, 2, 3, 4
 FIRST_PORT_CHANNEL = 5
 #: Words of PARAMS after the per-port beat counts (one per input port come first).
-PARAM_NAMES = ("n_txns", "sched_len", "idle_limit", "max_cycles", "in_cap", "out_cap", "reset_cap")
+#: ``sched_quiet``: the first cycle after the schedule's last reset; a batch ends once it is past
+#: that and nothing has moved for ``idle_limit`` cycles (the schedule's tail, kept for
+#: backpressure that may still come, is not waited out).
+PARAM_NAMES = ("n_txns", "sched_len", "sched_quiet", "idle_limit", "max_cycles", "in_cap", "out_cap", "reset_cap")
 #: Words of STATUS after which the per-port accepted input beat counts follow.
 STATUS_NAMES = ("reason", "cycles", "out_beats", "resets")
 #: STATUS ``reason`` codes.

@@ -32,6 +32,13 @@ class Schedule:
             w |= g.astype(np.uint32) << (2 + i)
         return w
 
+    @property
+    def quiet_from(self) -> int:
+        """The first cycle after the last reset cycle (0 without a reset): from there on a
+        batch may end as soon as nothing moves (``layout.PARAM_NAMES``)."""
+        hits = np.flatnonzero(self.rst)
+        return int(hits[-1]) + 1 if hits.size else 0
+
     @classmethod
     def free(cls, ports: int, cycles: int = 0) -> "Schedule":
         """No gaps, no backpressure, no reset."""
