@@ -46,3 +46,19 @@ def test_collector_batch_sampling_counts_like_single_samples():
         for n in s:
             first.setdefault(n, i)
     assert {n: i for i, new in enumerate(news) for n in new} == first
+
+
+def test_schedule_quiet_from_is_the_cycle_after_the_last_reset():
+    """A bulk batch may end (nothing moving) only past this cycle: a reset drawn late in the
+    schedule still happens, and a schedule without one can end as soon as the traffic drains."""
+    from mxdv.env.agents.valid_ready import Backpressure, Idle
+    from mxdv.env.bulk.schedule import Schedule, random_schedule
+
+    rng = np.random.default_rng(0)
+    plain = random_schedule([40], Idle(prob=0.2), Backpressure(prob=0.1), rng)
+    assert plain.quiet_from == 0 and plain.cycles > 80
+    lead = random_schedule([40], Idle(prob=0.0), Backpressure(prob=0.0), rng, lead_reset=5)
+    assert lead.quiet_from == 5
+    late = random_schedule([40], Idle(prob=0.0), Backpressure(prob=0.0), rng, reset_at=70, reset_len=3, lead_reset=5)
+    assert late.quiet_from == 5 + 70 + 3 and late.rst[late.quiet_from - 1] and not late.rst[late.quiet_from:].any()
+    assert Schedule.free(1).quiet_from == 0
