@@ -70,9 +70,14 @@ async def replay_cycle_mode(dut, unit: Unit, encoded, sched: Schedule, idle_limi
     rst, out_stall, cyc, idle = 0, 0, 0, 0
     rst_prev = 0
     cap = Captured(inputs={p.prefix: [] for p in ports})
-    word = lambda c: int(sched.words()[c]) if c < sched.cycles else lay.sched_default  # noqa: E731
     words = sched.words()
-    word = lambda c: int(words[c]) if c < words.size else lay.sched_default  # noqa: E731,F811
+
+    def word(c: int) -> int:  # the harness's sched_at: past the end, the ready pattern repeats
+        if c < words.size:
+            return int(words[c])
+        if not words.size:
+            return lay.sched_default
+        return (lay.sched_default & ~2) | (int(words[c % words.size]) & 2)
 
     def resume_at(p) -> int:
         i = idx[p]

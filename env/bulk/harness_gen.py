@@ -104,7 +104,11 @@ def harness_source(unit: Unit) -> str:
               f"        return (mxdv_rd({pl.fstart}, t) == idx) ? t : t + 1;",
               "    endfunction"]
     s += ["    function automatic int sched_at(int c);",
-          f"        return (c < sched_len) ? mxdv_rd({L.SCHED}, c) : {lay.sched_default};",
+          f"        if (c < sched_len) return mxdv_rd({L.SCHED}, c);",
+          f"        if (sched_len == 0) return {lay.sched_default};",
+          "        // past the end: no reset and no gaps, the output's ready pattern repeats (the DUT's",
+          "        // outputs may come after a short batch's schedule, and still meet backpressure)",
+          f"        return {lay.sched_default & ~2} | (mxdv_rd({L.SCHED}, c % sched_len) & 2);",
           "    endfunction", ""]
 
     def drive(indent: str) -> list[str]:

@@ -10,7 +10,8 @@ Channels (``NIN`` input ports, port ``i`` in declaration order):
 * ``STATUS``: how the batch ended (see :data:`STATUS_NAMES`), written by the harness.
 * ``SCHED``: one word per cycle: bit 0 ``rst``, bit 1 output ``ready``, bit ``2 + i`` "input
   port i may present a beat this cycle" (a gap where it is 0). Past its end: no reset,
-  ready high, no gaps.
+  no gaps, and the output's ready pattern repeats from the start (backpressure goes on while
+  the DUT drains).
 * ``RESETS``: the cycle of the first edge of every reset the harness saw.
 * ``OUT_CAP``: one record per accepted output beat: ``[cycle, stall, payload words...]``
   (``stall``: the cycles it was presented and refused before).
