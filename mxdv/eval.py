@@ -51,6 +51,8 @@ class EvalSpec:
     seeds: list[int]
     budget: int
     sim: str = "verilator"
+    #: Simulation mode of every job: "bulk" or "cycle" (``make_spec`` resolves "auto").
+    mode: str = "cycle"
     jobs: int = 1
     out: str = ""
     stop_at_closure: bool = True
@@ -77,7 +79,7 @@ def split_options(options: dict, strategies: list[str]) -> dict:
 
 
 def make_spec(unit: str, strategies: str, seeds: int, budget: int, *, seed_base: int = 1,
-              sim: str = "verilator", jobs: int = 1, out: str | None = None,
+              sim: str = "verilator", mode: str = "auto", jobs: int = 1, out: str | None = None,
               stop_at_closure: bool = True, plugins: list[str] | None = None,
               options: dict | None = None, command: str = "") -> EvalSpec:
     """Check every argument; a ValueError names the bad one."""
@@ -101,11 +103,17 @@ def make_spec(unit: str, strategies: str, seeds: int, budget: int, *, seed_base:
     for flag, value in (("--seeds", seeds), ("--budget", budget), ("--jobs", jobs)):
         if not isinstance(value, int) or value < 1:
             raise ValueError(f"{flag} must be >= 1, got {value}")
+    from mxdv.runs import resolve_mode
+
+    try:
+        mode = resolve_mode(mode, sim)
+    except ValueError as exc:
+        raise ValueError(str(exc)) from None
     if not isinstance(seed_base, int) or seed_base < 0:
         raise ValueError(f"--seed-base must be >= 0, got {seed_base}")
     out = out or str(Path("runs") / f"eval-{variant.replace(':', '_').replace(',', '_')}-{time.strftime('%Y%m%d-%H%M%S')}")
     return EvalSpec(unit=unit, strategies=names, seeds=list(range(seed_base, seed_base + seeds)),
-                    budget=budget, sim=sim, jobs=jobs, out=str(Path(out).resolve()),
+                    budget=budget, sim=sim, mode=mode, jobs=jobs, out=str(Path(out).resolve()),
                     stop_at_closure=stop_at_closure, plugins=plugins,
                     options=split_options(options or {}, names), command=command)
 
@@ -121,7 +129,8 @@ def _run_job(job: dict) -> dict:
     from mxdv.runs import run_one
 
     cfg = RunConfig(unit=job["unit"], strategy=job["strategy"], seed=job["seed"], budget=job["budget"],
-                    run_dir=job["run_dir"], sim=job["sim"], plugins=list(job["plugins"]),
+                    run_dir=job["run_dir"], sim=job["sim"], mode=job.get("mode", "cycle"),
+                    plugins=list(job["plugins"]),
                     strategy_options=dict(job["options"]), stop_at_closure=job["stop_at_closure"],
                     fresh=True)  # a measurement: no corpus or example database carried over
     t0 = time.monotonic()
@@ -184,7 +193,7 @@ def run_eval(spec: EvalSpec) -> int:
                 options = {**llm_options, **options}
             for seed in spec.seeds:
                 jobs.append({"unit": spec.unit, "strategy": strategy, "seed": seed, "budget": spec.budget,
-                             "sim": spec.sim, "run_dir": str(out / "jobs" / f"{strategy}-s{seed}"),
+                             "sim": spec.sim, "mode": spec.mode, "run_dir": str(out / "jobs" / f"{strategy}-s{seed}"),
                              "plugins": spec.plugins, "options": options,
                              "stop_at_closure": spec.stop_at_closure})
         log_path = out / "runs.jsonl"
@@ -368,7 +377,7 @@ def milestone_cell(m: dict, seeds: int, budget: int) -> str:
 
 def markdown(spec: EvalSpec, rows: list[dict], unit_variant: str) -> str:
     lines = [f"# mxdv eval: {unit_variant}", "", f"Produced by: `{spec.command}`", "",
-             f"Simulator {spec.sim}; seeds {spec.seeds[0]}..{spec.seeds[-1]}; budget {spec.budget} transactions "
+             f"Simulator {spec.sim}, {spec.mode} mode; seeds {spec.seeds[0]}..{spec.seeds[-1]}; budget {spec.budget} transactions "
              f"per run; stop at closure {'on' if spec.stop_at_closure else 'off'}. Transactions to X % are "
              "counted when the run's coverage first reaches X % (median over seeds, min..max in brackets; a "
              "seed that never reached it counts as more than the budget). Wall seconds are spent inside the "

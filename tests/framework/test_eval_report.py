@@ -100,12 +100,20 @@ def test_options_split_per_strategy():
     (dict(strategies=" , "), "--strategies: name at least one"),
     (dict(budget=0), "--budget must be >= 1"),
     (dict(seeds=0), "--seeds must be >= 1"),
+    (dict(mode="fast"), "--mode 'fast': choose one of"),
+    (dict(mode="bulk", sim="icarus"), "--mode bulk needs --sim verilator"),
 ])
 def test_bad_arguments_name_the_parameter(kw, needle):
     args = dict(unit="quantizer", strategies="random", seeds=2, budget=10, **{})
     args.update(kw)
     with pytest.raises(ValueError, match=needle.replace("(", r"\(").replace(".", r"\.")):
-        make_spec(args.pop("unit"), args.pop("strategies"), args.pop("seeds"), args.pop("budget"))
+        make_spec(args.pop("unit"), args.pop("strategies"), args.pop("seeds"), args.pop("budget"), **args)
+
+
+def test_mode_auto_is_bulk_on_verilator_and_cycle_on_icarus():
+    assert make_spec("quantizer", "random", 1, 10).mode == "bulk"
+    assert make_spec("quantizer", "random", 1, 10, sim="icarus").mode == "cycle"
+    assert make_spec("quantizer", "random", 1, 10, mode="cycle").mode == "cycle"
 
 
 def test_coverage_at_equal_transactions_table_and_merge(tmp_path):
