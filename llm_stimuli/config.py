@@ -16,6 +16,8 @@ import tomllib
 from dataclasses import asdict, dataclass, field, fields
 from pathlib import Path
 
+from mxdv.sequences.programs.sample import FILLS
+
 ENV = {"base_url": "MXDV_LLM_BASE_URL", "model": "MXDV_LLM_MODEL", "api_key": "MXDV_LLM_API_KEY"}
 CONFIG_ENV = "MXDV_LLM_CONFIG"
 
@@ -91,7 +93,7 @@ class LLMConfig:
             raise ValueError(f"llm strategy: option schema_profile must be compact or full, got {self.schema_profile!r}")
         if self.target_assignment not in ("one", "any"):
             raise ValueError(f"llm strategy: option target_assignment must be one or any, got {self.target_assignment!r}")
-        if self.fill not in ("corner", "uniform"):
+        if self.fill not in FILLS:
             raise ValueError(f"llm strategy: option fill must be corner or uniform, got {self.fill!r}")
         if self.bin_sampling not in ("random", "newest"):
             raise ValueError(f"llm strategy: option bin_sampling must be random or newest, got {self.bin_sampling!r}")

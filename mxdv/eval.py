@@ -105,10 +105,7 @@ def make_spec(unit: str, strategies: str, seeds: int, budget: int, *, seed_base:
             raise ValueError(f"{flag} must be >= 1, got {value}")
     from mxdv.runs import resolve_mode
 
-    try:
-        mode = resolve_mode(mode, sim)
-    except ValueError as exc:
-        raise ValueError(str(exc)) from None
+    mode = resolve_mode(mode, sim)  # a ValueError naming --mode
     if not isinstance(seed_base, int) or seed_base < 0:
         raise ValueError(f"--seed-base must be >= 0, got {seed_base}")
     out = out or str(Path("runs") / f"eval-{variant.replace(':', '_').replace(',', '_')}-{time.strftime('%Y%m%d-%H%M%S')}")
@@ -129,7 +126,7 @@ def _run_job(job: dict) -> dict:
     from mxdv.runs import run_one
 
     cfg = RunConfig(unit=job["unit"], strategy=job["strategy"], seed=job["seed"], budget=job["budget"],
-                    run_dir=job["run_dir"], sim=job["sim"], mode=job.get("mode", "cycle"),
+                    run_dir=job["run_dir"], sim=job["sim"], mode=job["mode"],
                     plugins=list(job["plugins"]),
                     strategy_options=dict(job["options"]), stop_at_closure=job["stop_at_closure"],
                     fresh=True)  # a measurement: no corpus or example database carried over

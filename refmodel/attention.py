@@ -493,10 +493,10 @@ def mx_attention_each(q: MXTensor, k: MXTensor, v: MXTensor, n_rows, n_keys, cau
     for name, a in (("n_keys", n_keys), ("causal", causal), ("q_offset", q_offset)):
         if a.shape != (n,):
             raise ValueError(f"{name} must hold one value per sequence ({n}), got shape {a.shape}")
-    lk = int(np.shape(k.elements)[1]) if np.ndim(k.elements) == 3 else 0
     if np.ndim(q.elements) != 3 or np.ndim(k.elements) != 3 or np.shape(q.elements)[0] != n or np.shape(k.elements)[0] != n:
         raise ValueError(f"q must be [n, rows, d] and k, v [n, keys, d] with n = {n} sequences, got "
                          f"q {np.shape(q.elements)}, k {np.shape(k.elements)}")
+    lk = int(np.shape(k.elements)[1])
     if n and (n_rows.min() < 1 or n_rows.max() > np.shape(q.elements)[1] or n_keys.min() < 1 or n_keys.max() > lk):
         raise ValueError(f"n_rows must lie in 1..{np.shape(q.elements)[1]} and n_keys in 1..{lk}")
     if n and q_offset.min() < 0:

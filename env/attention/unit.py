@@ -261,7 +261,7 @@ class AttentionUnit(Unit):
         return rows, {"data": data, "last": last}
 
     def sample_columns(self, cols):
-        traces = self._each(cols, trace=True) if len(cols) else []
+        traces = self._each(cols, trace=True)
         return hit_matrix(self.plan, (cov.sample(txn, *self.operands(txn), self.parameters, trace=tr)
                                       for txn, tr in zip(cols.views(), traces)))
 
